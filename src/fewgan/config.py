@@ -1,0 +1,264 @@
+"""Configuration: frozen dataclasses, YAML presets, dotted overrides, strict validation.
+
+A run is fully described by one `Config`. Presets are YAML files holding a partial
+config (sections and keys below); `--train.lr_d=4e-4` style overrides are applied on
+top. Unknown sections or keys and values of the wrong type are errors naming the key
+and what is valid. The resolved config is saved with every run (`config.yaml`) and
+is enough to rerun it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config file, preset or override is invalid; the message names the key."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str = "emoji"  # built-in name ("emoji"), a .npz file, or a folder of images
+    resolution: int = 32  # images are resized / centre-cropped to resolution x resolution
+    channels: int = 3  # 3 = RGB, 1 = grey
+    skip_bad: bool = False  # skip unreadable image files (and report how many) instead of failing
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    arch: str = "dcgan"  # network family: dcgan | mlp
+    nz: int = 100  # latent dimension fed to G
+    g_width: int = 64  # base channel count of G (DCGAN "ngf") or hidden scale of the MLP
+    d_width: int = 64  # base channel count of D (DCGAN "ndf")
+    spectral_norm: bool = False  # spectral normalisation on every D layer (removes BN from D)
+    mlp_batchnorm: bool = False  # BN on the MLP generator's hidden layers
+    mlp_dropout: float = 0.3  # dropout in the MLP discriminator
+
+
+@dataclass(frozen=True)
+class LatentConfig:
+    kind: str = "gaussian"  # latent sampler in front of G
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    kind: str = "bce"  # bce (non-saturating G) | minimax | lsgan | hinge
+    smooth: str = "none"  # none | onesided_const | onesided_uniform (targets for real images in D)
+    smooth_alpha: float = 0.9  # real target for onesided_const
+    smooth_low: float = 0.9  # range of real targets for onesided_uniform
+    smooth_high: float = 1.0
+    flip_p: float = 0.0  # probability of swapping real/fake targets per sample in the D loss
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    variant: str = "standard"  # GAN family's train-step logic (see fewgan.variants)
+    steps: int = 2000  # iterations; each does d_steps D updates then g_steps G updates
+    batch_size: int = 64
+    d_steps: int = 1  # D updates per iteration
+    g_steps: int = 1  # G updates per iteration (the g_advantage ratio when d_steps = 1)
+    reuse_z: bool = False  # G updates reuse the iteration's z (as the DCGAN-tensorflow fork did)
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1_g: float = 0.5
+    beta2_g: float = 0.999
+    beta1_d: float = 0.5
+    beta2_d: float = 0.999
+    ema: float = 0.0  # decay of an EMA copy of G used for sampling; 0 = no EMA
+    seed: int = 0
+    fast: bool = False  # CPU fast path: channels_last + bf16 autocast (see benchmarks/throughput.py)
+    threads: int = 0  # torch intra-op threads; 0 = leave torch's default
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    sample_every: int = 500  # write a sample grid from fixed latents every N iterations (0 = only at the end)
+    ckpt_every: int = 1000  # write a checkpoint every N iterations (0 = only at the end)
+    keep_ckpts: int = 3  # how many periodic checkpoints to keep (the final one is always kept)
+    n_fixed: int = 64  # number of fixed latents in the sample grid
+    tensorboard: bool = False  # also write TensorBoard scalars and images
+    progress: bool = True  # show a progress bar
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    latent: LatentConfig = field(default_factory=LatentConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    preset: str = ""  # name of the preset this config started from (informational)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _section_types() -> dict[str, type]:
+    hints = typing.get_type_hints(Config)
+    return {f.name: hints[f.name] for f in fields(Config) if is_dataclass(hints[f.name])}
+
+
+def _coerce(value: Any, typ: Any, key: str) -> Any:
+    """Check / convert a parsed YAML or CLI value to the declared field type."""
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true/false, got {value!r}")
+    if typ is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if typ is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if typ is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    origin = typing.get_origin(typ)
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        (inner,) = typing.get_args(typ)[:1]
+        return tuple(_coerce(v, inner, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(typ) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(value, args[0], key)
+    raise ConfigError(f"{key}: unsupported field type {typ}")
+
+
+def _update_section(section: Any, values: dict, prefix: str) -> Any:
+    if not isinstance(values, dict):
+        raise ConfigError(f"{prefix}: expected a mapping of keys, got {values!r}")
+    hints = typing.get_type_hints(type(section))
+    known = {f.name for f in fields(section)}
+    changes = {}
+    for k, v in values.items():
+        if k not in known:
+            raise ConfigError(f"unknown key {prefix}.{k}; valid keys of {prefix}: {', '.join(sorted(known))}")
+        changes[k] = _coerce(v, hints[k], f"{prefix}.{k}")
+    return replace(section, **changes)
+
+
+def from_dict(d: dict, base: Config | None = None, where: str = "config") -> Config:
+    """Apply a (partial) nested dict to `base` (default: all defaults), validating every key."""
+    cfg = base or Config()
+    if d is None:
+        return cfg
+    if not isinstance(d, dict):
+        raise ConfigError(f"{where}: expected a mapping at top level, got {type(d).__name__}")
+    sections = _section_types()
+    changes: dict[str, Any] = {}
+    for k, v in d.items():
+        if k == "preset":
+            changes["preset"] = _coerce(v, str, "preset")
+        elif k in sections:
+            changes[k] = _update_section(changes.get(k, getattr(cfg, k)), v, k)
+        else:
+            raise ConfigError(
+                f"{where}: unknown section {k!r}; valid sections: {', '.join(sorted(sections))}, preset"
+            )
+    return replace(cfg, **changes)
+
+
+def to_dict(cfg: Config) -> dict:
+    out = dataclasses.asdict(cfg)
+
+    def untuple(x):
+        if isinstance(x, dict):
+            return {k: untuple(v) for k, v in x.items()}
+        if isinstance(x, tuple):
+            return [untuple(v) for v in x]
+        return x
+
+    return untuple(out)
+
+
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """'--train.lr_d=4e-4' or 'train.lr_d=4e-4' -> ('train', 'lr_d', 0.0004)."""
+    s = text[2:] if text.startswith("--") else text
+    if "=" not in s:
+        raise ConfigError(f"override {text!r}: expected --section.key=value")
+    key, raw = s.split("=", 1)
+    if key.count(".") != 1:
+        raise ConfigError(f"override {text!r}: expected --section.key=value (one dot), e.g. --train.lr_d=4e-4")
+    section, name = key.split(".")
+    value = yaml.safe_load(raw) if raw != "" else ""
+    # YAML reads 1e-4 as a string (no dot); accept it as a number
+    if isinstance(value, str):
+        try:
+            value = float(value) if any(c in value for c in "eE.") else value
+        except ValueError:
+            pass
+    return section, name, value
+
+
+def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
+    for o in overrides:
+        section, name, value = parse_override(o)
+        # strings given on the command line stay strings even if they look numeric
+        sections = _section_types()
+        if section in sections:
+            hints = typing.get_type_hints(sections[section])
+            if hints.get(name) is str and not isinstance(value, str):
+                value = o.split("=", 1)[1]
+        cfg = from_dict({section: {name: value}}, cfg, where=f"override {o!r}")
+    return cfg
+
+
+def preset_names() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files("fewgan.presets").iterdir() if p.name.endswith(".yaml"))
+
+
+def load_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    try:
+        return yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+
+
+def load_preset(name_or_path: str) -> Config:
+    """A preset by name (fewgan/presets/NAME.yaml) or a path to a YAML config file.
+
+    A preset may name a parent with `base: OTHER` and then only state what differs.
+    """
+    if name_or_path.endswith((".yaml", ".yml")) or "/" in name_or_path:
+        d = load_yaml(name_or_path)
+        where = str(name_or_path)
+    else:
+        f = resources.files("fewgan.presets").joinpath(f"{name_or_path}.yaml")
+        if not f.is_file():
+            raise ConfigError(f"unknown preset {name_or_path!r}; known presets: {', '.join(preset_names())}")
+        d = yaml.safe_load(f.read_text()) or {}
+        where = f"preset {name_or_path}"
+    if not isinstance(d, dict):
+        raise ConfigError(f"{where}: expected a mapping at top level")
+    base = d.pop("base", None)
+    cfg = load_preset(base) if base else Config()
+    cfg = from_dict(d, cfg, where=where)
+    if not (name_or_path.endswith((".yaml", ".yml")) or "/" in name_or_path):
+        cfg = replace(cfg, preset=name_or_path)
+    return cfg
+
+
+def save_yaml(cfg: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
