@@ -1,0 +1,170 @@
+"""The `fewgan` command: train | sample | data info | presets.
+
+Built on Typer (commands, options, help) and rich (progress, tables). Config overrides are
+free-form `--section.key=value` arguments after the named options, e.g.
+`fewgan train --preset dcgan --train.lr_d=4e-4 --model.spectral_norm=true`.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import config as config_mod
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Train GANs on limited image data and measure how well they work.")
+data_app = typer.Typer(no_args_is_help=True, help="Inspect data sources.")
+app.add_typer(data_app, name="data")
+console = Console(stderr=True)
+
+_EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
+# what may change when a run is resumed without breaking exact continuation
+_RESUME_MUTABLE = ("train.steps", "log.")
+
+
+def _fail(msg: str, code: int = 2) -> None:
+    console.print(f"[bold red]error:[/] {msg}")
+    raise typer.Exit(code)
+
+
+def _build_config(preset: str, config_file: Optional[Path], overrides: list[str], **direct) -> config_mod.Config:
+    cfg = config_mod.load_preset(str(config_file)) if config_file else config_mod.load_preset(preset)
+    if config_file:
+        cfg = config_mod.replace(cfg, preset=cfg.preset or config_file.stem)
+    extra = [f"--{k}={v}" for k, v in direct.items() if v is not None]
+    return config_mod.apply_overrides(cfg, extra + overrides)
+
+
+@app.command(context_settings=_EXTRA)
+def train(
+    ctx: typer.Context,
+    preset: str = typer.Option("dcgan", "--preset", "-p", help="Preset name (see `fewgan presets`)."),
+    config_file: Optional[Path] = typer.Option(None, "--config", "-c", help="A YAML config file instead of a preset."),
+    data: Optional[str] = typer.Option(None, "--data", "-d", help="Data: 'emoji', an .npz file or an image folder."),
+    steps: Optional[int] = typer.Option(None, "--steps", "-s", help="Training iterations (train.steps)."),
+    resolution: Optional[int] = typer.Option(None, "--resolution", "-r", help="Image size (data.resolution)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (train.seed)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (default runs/<preset>-<time>)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its latest checkpoint."),
+) -> None:
+    """Train a GAN. Extra `--section.key=value` arguments override the config."""
+    from .data import DataError
+    from .training.checkpoint import CheckpointError
+    from .training.loop import RunExistsError, Trainer
+
+    overrides = list(ctx.args)
+    try:
+        if resume:
+            if out is None:
+                _fail("--resume needs --out RUN_FOLDER")
+            cfg_path = out / "config.yaml"
+            if not cfg_path.is_file():
+                _fail(f"{out}: not a run folder (no config.yaml) — nothing to resume")
+            direct = {"train.steps": steps}
+            changes = [o for o in [f"--{k}={v}" for k, v in direct.items() if v is not None] + overrides]
+            for o in changes:
+                key = o[2:].split("=", 1)[0]
+                if not key.startswith(_RESUME_MUTABLE):
+                    _fail(f"cannot change {key} when resuming (only train.steps and log.* may change); "
+                          "start a new run instead")
+            base = config_mod.from_dict(config_mod.load_yaml(cfg_path), where=str(cfg_path))
+            cfg = config_mod.apply_overrides(base, changes)
+        else:
+            cfg = _build_config(preset, config_file, overrides, **{
+                "data.source": data, "train.steps": steps, "data.resolution": resolution, "train.seed": seed})
+            if out is None:
+                out = Path("runs") / f"{cfg.preset or 'run'}-{time.strftime('%Y%m%d-%H%M%S')}"
+        console.print(f"run folder: [bold]{out}[/]  preset: {cfg.preset}  data: {cfg.data.source} "
+                      f"@ {cfg.data.resolution}px  steps: {cfg.train.steps}")
+        trainer = Trainer(cfg, out, resume=resume)
+        result = trainer.run()
+    except (config_mod.ConfigError, DataError, CheckpointError, RunExistsError, KeyError, ValueError) as e:
+        _fail(str(e).strip("'\""))
+    console.print(f"done: step {result.step}; samples in {out / 'samples'}; stats in {out / 'stats.jsonl'}")
+    if result.interrupted:
+        raise typer.Exit(130)
+
+
+@app.command()
+def sample(
+    checkpoint: Path = typer.Argument(..., help="A checkpoint file or a run folder (uses its latest checkpoint)."),
+    n: int = typer.Option(64, "--n", "-n", help="How many images."),
+    out: Path = typer.Option(Path("samples.png"), "--out", "-o",
+                             help="Output: a .png grid, an .npz (x uint8 NHWC), or a folder for PNG files."),
+    seed: int = typer.Option(0, "--seed", help="Noise seed; the same seed gives the same images."),
+    raw: bool = typer.Option(False, "--raw", help="Use the raw G even if the run kept an EMA copy."),
+) -> None:
+    """Generate images from a trained generator."""
+    import numpy as np
+
+    from .images import save_grid, save_pngs
+    from .sampling import generate, load_for_sampling
+    from .training.checkpoint import CheckpointError
+
+    try:
+        run = load_for_sampling(checkpoint)
+    except (CheckpointError, config_mod.ConfigError) as e:
+        _fail(str(e))
+    pipe = run.variant.G if raw else run.variant.sampler()
+    imgs = generate(pipe, n, seed)
+    if out.suffix == ".png":
+        save_grid(imgs, out)
+    elif out.suffix == ".npz":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(out, x=imgs.permute(0, 2, 3, 1).numpy())
+    elif out.suffix == "":
+        save_pngs(imgs, out)
+    else:
+        _fail(f"--out {out}: expected a .png grid, an .npz file, or a folder (no suffix)")
+    console.print(f"{n} samples from {run.path} (step {run.meta['step']}) -> {out}")
+
+
+@data_app.command("info")
+def data_info(
+    source: str = typer.Argument(..., help="'emoji', an .npz file or an image folder."),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip unreadable files instead of failing."),
+) -> None:
+    """Count, sizes, modes and classes of a data source."""
+    from .data import DataError, describe
+
+    try:
+        info = describe(source, skip_bad=skip_bad)
+    except DataError as e:
+        _fail(str(e))
+    t = Table(title=f"{info['source']} ({info['kind']})", show_header=False)
+    t.add_row("images", str(info["count"]))
+    t.add_row("sizes", ", ".join(f"{k}: {v}" for k, v in info["sizes"].items()))
+    t.add_row("modes", ", ".join(f"{k}: {v}" for k, v in info["modes"].items()))
+    classes = info.get("classes") or {}
+    t.add_row("classes", f"{len(classes)}: " + ", ".join(f"{k} ({v})" for k, v in classes.items()) if classes else "none")
+    if info.get("skipped"):
+        t.add_row("skipped", str(info["skipped"]))
+    Console().print(t)
+
+
+@app.command()
+def presets() -> None:
+    """List the presets with their one-line descriptions."""
+    from importlib import resources
+
+    t = Table("preset", "description")
+    for name in config_mod.preset_names():
+        text = resources.files("fewgan.presets").joinpath(f"{name}.yaml").read_text()
+        first = next((ln[1:].strip() for ln in text.splitlines() if ln.startswith("#")), "")
+        t.add_row(name, first)
+    Console().print(t)
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

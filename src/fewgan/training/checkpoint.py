@@ -1,0 +1,157 @@
+"""Checkpoints are data, not code: one safetensors file per checkpoint.
+
+Tensors (module state, optimiser moments, RNG states) are safetensors entries named
+`<module>/<key>`; everything else (config, step, optimiser hyper-parameters, variant
+state) is one JSON document in the file's metadata under "fewgan". Nothing is ever
+unpickled. Files are written to a temporary name in the same folder, fsynced and then
+renamed over the target, so a kill mid-write never leaves a broken checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+FORMAT = "fewgan-checkpoint-1"
+_NAME = re.compile(r"^ckpt_(\d{8})\.safetensors$")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, not a fewgan checkpoint, or does not fit the model."""
+
+
+def ckpt_name(step: int) -> str:
+    return f"ckpt_{step:08d}.safetensors"
+
+
+def list_checkpoints(run_dir: str | Path) -> list[Path]:
+    d = Path(run_dir) / "checkpoints"
+    if not d.is_dir():
+        return []
+    return sorted(p for p in d.iterdir() if _NAME.match(p.name))
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    cks = list_checkpoints(run_dir)
+    return cks[-1] if cks else None
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call write(tmp_path), then fsync and rename tmp_path to path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _optimizer_to_flat(name: str, opt: torch.optim.Optimizer, tensors: dict, meta: dict) -> None:
+    sd = opt.state_dict()
+    for pid, st in sd["state"].items():
+        for k, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"{name}/state/{pid}/{k}"] = v
+            else:
+                meta.setdefault("optim_scalars", {})[f"{name}/state/{pid}/{k}"] = v
+    meta.setdefault("optim_groups", {})[name] = sd["param_groups"]
+
+
+def _optimizer_from_flat(name: str, opt: torch.optim.Optimizer, tensors: dict, meta: dict) -> None:
+    state: dict[int, dict] = {}
+    prefix = f"{name}/state/"
+    for key, v in tensors.items():
+        if key.startswith(prefix):
+            pid, k = key[len(prefix):].split("/", 1)
+            state.setdefault(int(pid), {})[k] = v
+    for key, v in meta.get("optim_scalars", {}).items():
+        if key.startswith(prefix):
+            pid, k = key[len(prefix):].split("/", 1)
+            state.setdefault(int(pid), {})[k] = v
+    if name not in meta.get("optim_groups", {}):
+        raise CheckpointError(f"checkpoint has no optimiser {name!r}")
+    opt.load_state_dict({"state": state, "param_groups": meta["optim_groups"][name]})
+
+
+def save(path: str | Path, modules: dict, optimizers: dict, meta: dict, extra_tensors: dict | None = None) -> Path:
+    """Write modules' state_dicts, optimisers and `meta` (JSON-able) to `path` atomically."""
+    path = Path(path)
+    tensors: dict[str, torch.Tensor] = {}
+    meta = dict(meta, format=FORMAT, modules=sorted(modules))
+    for mname, m in modules.items():
+        for k, v in m.state_dict().items():
+            tensors[f"{mname}/{k}"] = v
+    for oname, opt in optimizers.items():
+        _optimizer_to_flat(oname, opt, tensors, meta)
+    for k, v in (extra_tensors or {}).items():
+        tensors[f"extra/{k}"] = v
+    # safetensors wants contiguous tensors that share no memory
+    tensors = {k: v.detach().contiguous().clone() for k, v in tensors.items()}
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata={"fewgan": json.dumps(meta)}))
+    return path
+
+
+def read(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """(tensors, meta) of a checkpoint, with clear errors for anything that is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        tensors = load_file(str(path))
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as f:
+            raw = (f.metadata() or {}).get("fewgan")
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({e})") from None
+    if raw is None:
+        raise CheckpointError(f"{path}: safetensors file without fewgan metadata (not a fewgan checkpoint)")
+    meta = json.loads(raw)
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: checkpoint format {meta.get('format')!r}, expected {FORMAT!r}")
+    return tensors, meta
+
+
+def load_modules(tensors: dict, modules: dict, path: str | Path = "checkpoint") -> None:
+    for mname, m in modules.items():
+        prefix = f"{mname}/"
+        sd = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        if not sd:
+            raise CheckpointError(f"{path}: has no weights for {mname!r}")
+        try:
+            m.load_state_dict(sd)
+        except RuntimeError as e:
+            raise CheckpointError(f"{path}: weights for {mname!r} do not fit the model: {e}") from None
+
+
+def load_optimizers(tensors: dict, meta: dict, optimizers: dict) -> None:
+    for oname, opt in optimizers.items():
+        _optimizer_from_flat(oname, opt, tensors, meta)
+
+
+def resolve(path_or_run: str | Path) -> Path:
+    """A checkpoint file, or a run folder (its latest checkpoint)."""
+    p = Path(path_or_run)
+    if p.is_dir():
+        ck = latest_checkpoint(p)
+        if ck is None:
+            raise CheckpointError(f"{p}: run folder has no checkpoints/ckpt_*.safetensors")
+        return ck
+    if not p.exists():
+        raise CheckpointError(f"{p}: no such checkpoint file or run folder")
+    return p

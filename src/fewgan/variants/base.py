@@ -1,0 +1,131 @@
+"""The seam between the training loop and a GAN family.
+
+The loop (fewgan.training.loop) knows only this interface: it draws batches and noise,
+then calls `d_step` d_steps times and `g_step` g_steps times per iteration, then
+`end_iteration`. A variant owns its networks, optimisers and any state variables.
+Adding a GAN family (BEGAN, HGAN, ...) means a new file here plus a registry entry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from ..registry import Registry
+
+VARIANTS: Registry = Registry("GAN variant (train.variant)")
+
+
+@dataclass
+class Batch:
+    x: Tensor  # real images, float in [-1, 1], (B, C, H, W)
+    y: Tensor | None  # real labels (B,) or None
+    noise: Tensor  # latent noise from LatentSampler.draw, (B, ...)
+    fake_y: Tensor | None  # labels to generate (conditional models) or None
+    rng: torch.Generator  # randomness for this step (label noise, ...); seeded per step
+
+
+class GeneratorPipeline(nn.Module):
+    """Latent sampler + generator network: noise -> image. Sampling and checkpoints use this."""
+
+    def __init__(self, latent: nn.Module, net: nn.Module):
+        super().__init__()
+        self.latent = latent
+        self.net = net
+
+    def forward(self, noise: Tensor, y: Tensor | None = None) -> Tensor:
+        z = self.latent(noise)
+        return self.net(z, y) if self.conditional else self.net(z)
+
+    @property
+    def conditional(self) -> bool:
+        """True when the generator network takes class labels (net.conditional)."""
+        return getattr(self.net, "conditional", False)
+
+
+def grad_norm(params) -> float:
+    norms = [p.grad.detach().norm() for p in params if p.grad is not None]
+    return float(torch.linalg.vector_norm(torch.stack(norms))) if norms else 0.0
+
+
+class Variant:
+    """Base class: holds G (a GeneratorPipeline), D, their optimisers, an optional EMA of G."""
+
+    G: GeneratorPipeline
+    D: nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+
+    def __init__(self, cfg, num_classes: int = 0):
+        self.cfg = cfg
+        self.num_classes = num_classes
+        self.fast = cfg.train.fast
+        self.G_ema: GeneratorPipeline | None = None
+
+    # --- set-up helpers for subclasses
+    def _finish_setup(self) -> None:
+        t = self.cfg.train
+        if self.fast:
+            # channels_last lets oneDNN pick its fastest (AMX/bf16) convolution kernels on CPU
+            self.G.to(memory_format=torch.channels_last)
+            self.D.to(memory_format=torch.channels_last)
+        if t.ema > 0:
+            self.G_ema = copy.deepcopy(self.G).requires_grad_(False)
+
+    def autocast(self):
+        """bf16 autocast on the CPU fast path; a no-op otherwise."""
+        if self.fast:
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def prepare(self, x: Tensor) -> Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.fast and x.dim() == 4 else x
+
+    # --- what the loop calls
+    def d_step(self, batch: Batch) -> dict[str, float]:
+        raise NotImplementedError
+
+    def g_step(self, batch: Batch) -> dict[str, float]:
+        raise NotImplementedError
+
+    def end_iteration(self, step: int, stats: dict[str, float]) -> dict[str, float]:
+        """Update state variables after an iteration (k_t, schedules, ...); returns extra stats."""
+        self.update_ema()
+        return {}
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        if self.G_ema is None:
+            return
+        decay = self.cfg.train.ema
+        for pe, p in zip(self.G_ema.parameters(), self.G.parameters()):
+            pe.lerp_(p.detach(), 1.0 - decay)
+        for be, b in zip(self.G_ema.buffers(), self.G.buffers()):
+            be.copy_(b)  # BN running stats and SN vectors follow G directly
+
+    # --- checkpointing: modules and optimisers by name, plus JSON state
+    def modules(self) -> dict[str, nn.Module]:
+        out = {"G": self.G, "D": self.D}
+        if self.G_ema is not None:
+            out["G_ema"] = self.G_ema
+        return out
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"opt_g": self.opt_g, "opt_d": self.opt_d}
+
+    def extra_state(self) -> dict:
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:
+        pass
+
+    def sampler(self) -> GeneratorPipeline:
+        """The generator used for samples and evaluation: the EMA copy if there is one."""
+        return self.G_ema if self.G_ema is not None else self.G
+
+    def lrs(self) -> dict[str, float]:
+        return {"lr_g": self.opt_g.param_groups[0]["lr"], "lr_d": self.opt_d.param_groups[0]["lr"]}

@@ -1,0 +1,58 @@
+"""The standard GAN step: a logit discriminator trained against G with one of the losses
+in fewgan.losses, label smoothing / flipping for D, any G:D ratio (the loop's schedule).
+Used by DCGAN, MLP GAN, SNGAN and, through their latent samplers, CFT / MR / DeLiGAN.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .. import losses
+from ..latent import build_latent, latent_out_features
+from ..nets import build_networks
+from .base import VARIANTS, Batch, GeneratorPipeline, Variant, grad_norm
+
+
+@VARIANTS.register("standard")
+class StandardGAN(Variant):
+    def __init__(self, cfg, num_classes: int = 0):
+        super().__init__(cfg, num_classes)
+        t = cfg.train
+        # networks first so that their RNG-driven initialisation does not depend on the sampler
+        g_net, self.D = build_networks(cfg, latent_out_features(cfg))
+        self.G = GeneratorPipeline(build_latent(cfg), g_net)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=t.lr_g, betas=(t.beta1_g, t.beta2_g))
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=t.lr_d, betas=(t.beta1_d, t.beta2_d))
+        self._finish_setup()
+
+    def d_step(self, batch: Batch) -> dict[str, float]:
+        lc = self.cfg.loss
+        self.opt_d.zero_grad(set_to_none=True)
+        with self.autocast():
+            with torch.no_grad():
+                fake = self.G(batch.noise, batch.fake_y)
+            real_logits = self.D(self.prepare(batch.x)).float()
+            fake_logits = self.D(self.prepare(fake)).float()
+        t_real, t_fake = losses.d_targets(len(real_logits), lc.smooth, lc.smooth_alpha, lc.smooth_low,
+                                          lc.smooth_high, lc.flip_p, batch.rng)
+        loss = losses.d_loss(lc.kind, real_logits, fake_logits, t_real, t_fake)
+        loss.backward()
+        gn = grad_norm(self.D.parameters())
+        self.opt_d.step()
+        return {
+            "loss_d": loss.item(),
+            "d_real": float(torch.sigmoid(real_logits).mean()),
+            "d_fake": float(torch.sigmoid(fake_logits).mean()),
+            "grad_norm_d": gn,
+        }
+
+    def g_step(self, batch: Batch) -> dict[str, float]:
+        self.opt_g.zero_grad(set_to_none=True)
+        with self.autocast():
+            fake_logits = self.D(self.prepare(self.G(batch.noise, batch.fake_y))).float()
+        loss = losses.g_loss(self.cfg.loss.kind, fake_logits)
+        loss.backward()
+        gn = grad_norm(self.G.parameters())
+        self.opt_g.step()
+        # D also received gradients through the G loss; they are discarded at its next zero_grad
+        return {"loss_g": loss.item(), "grad_norm_g": gn}
