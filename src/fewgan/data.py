@@ -366,7 +366,9 @@ def _resize_array(x: np.ndarray, resolution: int) -> np.ndarray:
 
 def _to_tensor(x: np.ndarray) -> torch.Tensor:
     """(N,H,W,C) numpy -> contiguous (N,C,H,W) tensor."""
-    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+    a = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    # Arrays viewed from Pillow images are read-only; torch needs its own writable copy.
+    return torch.from_numpy(a if a.flags.writeable else a.copy())
 
 
 def _resize_crop(im: Image.Image, resolution: int) -> Image.Image:

@@ -1,0 +1,29 @@
+"""fewgan.metrics: measure honestly.
+
+Pure math on feature arrays (``fd``, ``kid``, ``isc``, ``prdc``, ``memorisation``,
+``bootstrap``) is kept separate from feature extraction (``features``), like
+torch-fidelity / clean-fid. Importing this package does not load any network.
+"""
+
+from .bootstrap import bootstrap_ci, bootstrap_fd_ci, bootstrap_kid_ci
+from .fd import fd_from_features, feature_stats, frechet_distance
+from .features import Backbone, BackboneUnavailable, available_backbones, extract, get_backbone
+from .isc import inception_score
+from .kid import kid_from_features, mmd2_unbiased, polynomial_kernel
+from .memorisation import (
+    DEFAULT_NEAR_COPY_THRESHOLD,
+    MemorisationReport,
+    closest_pairs,
+    memorisation_report,
+)
+from .prdc import PRDC, prdc
+
+__all__ = [
+    "frechet_distance", "feature_stats", "fd_from_features",
+    "mmd2_unbiased", "polynomial_kernel", "kid_from_features",
+    "inception_score",
+    "PRDC", "prdc",
+    "MemorisationReport", "memorisation_report", "closest_pairs", "DEFAULT_NEAR_COPY_THRESHOLD",
+    "bootstrap_ci", "bootstrap_fd_ci", "bootstrap_kid_ci",
+    "Backbone", "BackboneUnavailable", "get_backbone", "extract", "available_backbones",
+]

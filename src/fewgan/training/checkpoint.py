@@ -85,7 +85,11 @@ def _optimizer_from_flat(name: str, opt: torch.optim.Optimizer, tensors: dict, m
             state.setdefault(int(pid), {})[k] = v
     if name not in meta.get("optim_groups", {}):
         raise CheckpointError(f"checkpoint has no optimiser {name!r}")
-    opt.load_state_dict({"state": state, "param_groups": meta["optim_groups"][name]})
+    groups = meta["optim_groups"][name]
+    # JSON turns tuples (Adam's betas) into lists; give them back their original type
+    groups = [{k: tuple(v) if isinstance(cur.get(k), tuple) else v for k, v in g.items()}
+              for g, cur in zip(groups, opt.param_groups)]
+    opt.load_state_dict({"state": state, "param_groups": groups})
 
 
 def save(path: str | Path, modules: dict, optimizers: dict, meta: dict, extra_tensors: dict | None = None) -> Path:

@@ -82,6 +82,18 @@ class Variant:
             return torch.autocast("cpu", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    @staticmethod
+    @contextlib.contextmanager
+    def frozen(module: nn.Module):
+        """Temporarily stop gradients into `module`'s parameters (they still flow to its input)."""
+        flags = [p.requires_grad for p in module.parameters()]
+        module.requires_grad_(False)
+        try:
+            yield module
+        finally:
+            for p, f in zip(module.parameters(), flags):
+                p.requires_grad_(f)
+
     def prepare(self, x: Tensor) -> Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.fast and x.dim() == 4 else x
 

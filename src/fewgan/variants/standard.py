@@ -41,18 +41,18 @@ class StandardGAN(Variant):
         self.opt_d.step()
         return {
             "loss_d": loss.item(),
-            "d_real": float(torch.sigmoid(real_logits).mean()),
-            "d_fake": float(torch.sigmoid(fake_logits).mean()),
+            "d_real": torch.sigmoid(real_logits.detach()).mean().item(),
+            "d_fake": torch.sigmoid(fake_logits.detach()).mean().item(),
             "grad_norm_d": gn,
         }
 
     def g_step(self, batch: Batch) -> dict[str, float]:
         self.opt_g.zero_grad(set_to_none=True)
-        with self.autocast():
+        # G's loss needs gradients w.r.t. D's input only; freezing D skips its weight gradients
+        with self.frozen(self.D), self.autocast():
             fake_logits = self.D(self.prepare(self.G(batch.noise, batch.fake_y))).float()
-        loss = losses.g_loss(self.cfg.loss.kind, fake_logits)
-        loss.backward()
+            loss = losses.g_loss(self.cfg.loss.kind, fake_logits)
+            loss.backward()
         gn = grad_norm(self.G.parameters())
         self.opt_g.step()
-        # D also received gradients through the G loss; they are discarded at its next zero_grad
         return {"loss_g": loss.item(), "grad_norm_g": gn}

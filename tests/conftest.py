@@ -1,0 +1,37 @@
+import numpy as np
+import pytest
+import torch
+
+from fewgan import config as config_mod
+
+
+@pytest.fixture(autouse=True)
+def _few_threads():
+    # the CI machine has 2 cores; keep tests from oversubscribing them
+    torch.set_num_threads(1)
+    yield
+
+
+@pytest.fixture
+def tiny_npz(tmp_path):
+    """40 random 16x16 RGB images with 2 classes."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(40, 16, 16, 3), dtype=np.uint8)
+    y = np.arange(40) % 2
+    p = tmp_path / "tiny.npz"
+    np.savez(p, x=x, y=y)
+    return p
+
+
+def tiny_config(source, **overrides) -> config_mod.Config:
+    """A small, fast config: 16 px, narrow nets, batch 8, no progress bar."""
+    base = {
+        "data": {"source": str(source), "resolution": 16},
+        "model": {"g_width": 8, "d_width": 8, "nz": 16},
+        "train": {"steps": 4, "batch_size": 8},
+        "log": {"sample_every": 0, "ckpt_every": 0, "progress": False, "n_fixed": 8},
+    }
+    for key, value in overrides.items():
+        section, name = key.split(".")
+        base.setdefault(section, {})[name] = value
+    return config_mod.from_dict(base)
