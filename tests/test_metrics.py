@@ -114,9 +114,28 @@ def test_fd_singular_covariance_uses_eps_fallback_and_stays_finite():
     assert np.isfinite(val)
     expected = np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * _trace_sqrt_product(s1, s2)
     assert val == pytest.approx(expected, rel=1e-3)
-    # a fully singular product (zero covariances) takes the eps * I path
-    z = np.zeros((3, 3))
+    z = np.zeros((3, 3))  # degenerate point masses: FD = ||mu1 - mu2||^2
     assert frechet_distance(np.zeros(3), z, np.ones(3), z) == pytest.approx(3.0, abs=1e-5)
+
+
+def test_fd_eps_offset_fallback_when_sqrtm_fails(monkeypatch):
+    from fewgan.metrics import fd as fd_mod
+
+    real_sqrtm = fd_mod.linalg.sqrtm
+    seen = []
+
+    def flaky_sqrtm(a):
+        seen.append(a.copy())
+        if len(seen) == 1:  # first attempt "fails" like a singular product can
+            return np.full_like(a, np.nan)
+        return real_sqrtm(a)
+
+    monkeypatch.setattr(fd_mod.linalg, "sqrtm", flaky_sqrtm)
+    s1, s2 = np.diag([1.0, 4.0]), np.diag([9.0, 1.0])
+    val = frechet_distance(np.zeros(2), s1, np.zeros(2), s2, eps=1e-6)
+    assert len(seen) == 2
+    np.testing.assert_allclose(seen[1], (s1 + 1e-6 * np.eye(2)) @ (s2 + 1e-6 * np.eye(2)))
+    assert val == pytest.approx(4.0 + 1.0, abs=1e-5)  # (1-3)^2 + (2-1)^2
 
 
 def test_fd_large_imaginary_component_raises():
