@@ -413,3 +413,18 @@ def test_bootstrap_generic_mean_difference():
         assert 0.05 < hi - lo < 0.5  # ~ 2 * 1.96 * sqrt(2/500) = 0.35
     with pytest.raises(ValueError):
         bootstrap_ci(stat, a, b, method="bca")
+
+
+def test_low_rank_fd_equals_sqrtm_fd():
+    """The nuclear-norm route (few samples, many dims) equals the sqrtm formula."""
+    import numpy as np
+
+    from fewgan.metrics.fd import fd_low_rank, feature_stats, frechet_distance
+
+    r = np.random.default_rng(3)
+    a = r.normal(size=(60, 80))
+    b = r.normal(size=(70, 80)) * 1.3 + 0.2
+    m1, s1 = feature_stats(a)
+    m2, s2 = feature_stats(b)
+    assert fd_low_rank(a, b) == pytest.approx(frechet_distance(m1, s1, m2, s2), rel=1e-5)
+    assert abs(fd_low_rank(a, a)) < 1e-8
