@@ -89,6 +89,15 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class EvalConfig:
+    every: int = 0  # evaluate during training every N iterations (0 = never; `fewgan eval` any time)
+    n: int = 1000  # generated samples per evaluation
+    backbone: str = "effnet-lite0"  # feature network: effnet-lite0 (offline default) | inception
+    kid_subset: int = 500  # KID subset size (capped at the smaller sample count)
+    n_boot: int = 50  # bootstrap resamples for the FD / KID confidence intervals (0 = none)
+
+
+@dataclass(frozen=True)
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -96,6 +105,7 @@ class Config:
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     preset: str = ""  # name of the preset this config started from (informational)
 
 

@@ -110,6 +110,29 @@ def evaluate_images(gen_uint8: torch.Tensor, data: ImageData, s: EvalSettings = 
     return {**head, **rec, "time_s": time.perf_counter() - t0}
 
 
+def settings_from_config(cfg, n: int | None = None, backbone_name: str | None = None) -> EvalSettings:
+    e = cfg.eval
+    return EvalSettings(n=n or e.n, backbone=backbone_name or e.backbone, kid_subset=e.kid_subset, n_boot=e.n_boot)
+
+
+def evaluate_generator(pipe, data: ImageData, s: EvalSettings, out_dir: str | Path, step: int,
+                       y: torch.Tensor | None = None) -> dict:
+    """Generate s.n images, evaluate them, write out_dir/metrics.json, append out_dir/metrics.jsonl,
+    and save the nearest-neighbour panel as out_dir/eval/nearest_neighbours.png."""
+    import json
+
+    from ..sampling import generate
+    from ..training.checkpoint import atomic_write
+
+    out_dir = Path(out_dir)
+    imgs = generate(pipe, s.n, seed=s.seed + 1_000_003, y=y)  # never the fixed grid latents
+    rec = {"step": step, **evaluate_images(imgs, data, s, panel_path=out_dir / "eval" / "nearest_neighbours.png")}
+    atomic_write(out_dir / "metrics.json", lambda p: p.write_text(json.dumps(rec, indent=1)))
+    with open(out_dir / "metrics.jsonl", "a") as f:
+        f.write(json.dumps(rec) + "\n")
+    return rec
+
+
 def save_nn_panel(gen: torch.Tensor, train: torch.Tensor, mem, path: str | Path, k: int = 16) -> Path:
     """Closest (generated, nearest training image) pairs, side by side, closest first."""
     pairs = closest_pairs(mem, k=min(k, len(gen)))

@@ -65,6 +65,8 @@ def _trim_stats(path: Path, step: int) -> None:
     if not path.exists():
         return
     keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= step]
+    if path.read_text().count("\n") == len(keep):
+        return
     checkpoint.atomic_write(path, lambda tmp: tmp.write_text("".join(ln + "\n" for ln in keep)))
 
 
@@ -222,6 +224,7 @@ class Trainer:
         t, lg = self.cfg.train, self.cfg.log
         stats_path = self.run_dir / "stats.jsonl"
         _trim_stats(stats_path, self.step)
+        _trim_stats(self.run_dir / "metrics.jsonl", self.step)
         tb = self._tensorboard() if lg.tensorboard else None
         prog = _Progress(lg.progress, t.steps, self.step)
         rec: dict = {}
@@ -244,6 +247,11 @@ class Trainer:
                             from PIL import Image
                             import numpy as np
                             tb.add_image("samples", np.asarray(Image.open(p).convert("RGB")), self.step, dataformats="HWC")
+                    ev = self.cfg.eval.every
+                    if ev and self.step % ev == 0:
+                        m = self.evaluate()
+                        prog.log(f"step {self.step}: FD {m['fd']:.2f}  KID {m['kid']:.4f}  IS {m['is']:.2f}  "
+                                 f"recall {m['recall']:.2f}  near-copies {m['near_copy_fraction']:.1%} ({m['backbone']})")
                     if lg.ckpt_every and self.step % lg.ckpt_every == 0 and self.step < t.steps:
                         self.save_checkpoint()
         finally:
@@ -257,6 +265,17 @@ class Trainer:
         self.write_grid("final" if not interrupted else f"step_{self.step:08d}")
         prog.log(f"checkpoint: {path}")
         return RunResult(self.run_dir, self.step, interrupted, rec)
+
+    def evaluate(self) -> dict:
+        """Metrics of the sampling generator at the current step (appended to metrics.jsonl)."""
+        from ..metrics.evaluate import evaluate_generator, settings_from_config
+
+        y = None
+        if self.fixed_y is not None:
+            y = torch.arange(self.cfg.eval.n) % self.data.num_classes
+        with torch.random.fork_rng():  # evaluation must not shift the training RNG
+            return evaluate_generator(self.variant.sampler(), self.data, settings_from_config(self.cfg),
+                                      self.run_dir, self.step, y=y)
 
     def _tensorboard(self):
         try:
