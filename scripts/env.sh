@@ -10,5 +10,7 @@ fi
 . .venv/bin/activate
 python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 python -c "import torch" 2>/dev/null || python -m pip install -q "torch==2.13.0" 2>&1 | grep -v "^WARNING: Location" || true
-python -m pip install -q -e ".[${FEWGAN_EXTRAS:-dev}]" 2>&1 | grep -v "^WARNING: Location" || true
+# EXTRAS: optional dependency groups to add (test.sh: dev); none for the main job
+target="."; [ -n "${EXTRAS:-}" ] && target=".[${EXTRAS}]"
+python -m pip install -q -e "$target" 2>&1 | grep -v "^WARNING: Location" || true
 python -c "import fewgan, torch; print(f'fewgan {fewgan.__version__} with torch {torch.__version__}')"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
 # Tests: set up, then run the whole suite (CPU, a few minutes).
+export EXTRAS=dev
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 python -m pytest -q -n 2 "$@"

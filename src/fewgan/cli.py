@@ -128,11 +128,13 @@ def sample(
 
 @app.command("eval")
 def eval_cmd(
-    checkpoint: Path = typer.Argument(..., help="A run folder (latest checkpoint) or a checkpoint file."),
+    target: str = typer.Argument(..., help="A run folder (latest checkpoint), a checkpoint file, or a data source "
+                                            "(npz / image folder / 'emoji') whose images are evaluated as if generated."),
     data: Optional[str] = typer.Option(None, "--data", "-d", help="Real data to compare with (default: the run's)."),
-    n: int = typer.Option(1000, "--n", "-n", help="Generated samples."),
+    n: int = typer.Option(1000, "--n", "-n", help="Generated samples (for a run or checkpoint)."),
     backbone: str = typer.Option("effnet-lite0", "--backbone", "-b", help="Feature network: effnet-lite0 | inception."),
     n_boot: int = typer.Option(50, "--n-boot", help="Bootstrap resamples for the FD / KID intervals (0 = none)."),
+    resolution: Optional[int] = typer.Option(None, "--resolution", "-r", help="Resolution for data-source targets."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where metrics.json goes (default: the run folder)."),
 ) -> None:
     """Evaluate a generator: FD, KID, IS, precision/recall, density/coverage, memorisation."""
@@ -140,22 +142,37 @@ def eval_cmd(
 
     from .data import DataError, load_images
     from .metrics import BackboneUnavailable
-    from .metrics.evaluate import EvalSettings, evaluate_generator
+    from .metrics.evaluate import EvalSettings, evaluate_generator, evaluate_images
     from .sampling import load_for_sampling
-    from .training.checkpoint import CheckpointError
+    from .training.checkpoint import CheckpointError, atomic_write
 
+    tpath = Path(target)
+    is_run = (tpath.is_dir() and (tpath / "config.yaml").is_file()) or tpath.suffix == ".safetensors"
     try:
-        run = load_for_sampling(checkpoint)
-        cfg = run.cfg
-        real = load_images(data or cfg.data.source, cfg.data.resolution, cfg.data.channels, skip_bad=cfg.data.skip_bad)
-        out_dir = out or run.path.parent.parent
-        s = EvalSettings(n=n, backbone=backbone, kid_subset=cfg.eval.kid_subset, n_boot=n_boot)
-        pipe = run.variant.sampler()
-        y = torch_arange_labels(n, run.meta.get("num_classes", 0)) if pipe.conditional else None
-        rec = evaluate_generator(pipe, real, s, out_dir, int(run.meta["step"]), y=y)
+        if is_run:
+            run = load_for_sampling(tpath)
+            cfg = run.cfg
+            real = load_images(data or cfg.data.source, cfg.data.resolution, cfg.data.channels,
+                               skip_bad=cfg.data.skip_bad)
+            out_dir = out or run.path.parent.parent
+            s = EvalSettings(n=n, backbone=backbone, kid_subset=cfg.eval.kid_subset, n_boot=n_boot)
+            pipe = run.variant.sampler()
+            y = torch_arange_labels(n, run.meta.get("num_classes", 0)) if pipe.conditional else None
+            rec = evaluate_generator(pipe, real, s, out_dir, int(run.meta["step"]), y=y)
+        else:
+            if data is None:
+                _fail("evaluating a data source as if generated needs --data REAL_SOURCE")
+            res = resolution or 32
+            fake = load_images(target, res, 3)
+            real = load_images(data, res, 3)
+            out_dir = out or Path("eval") / Path(target).stem
+            s = EvalSettings(n=len(fake), backbone=backbone, n_boot=n_boot)
+            rec = {"step": None, "generated": target,
+                   **evaluate_images(fake.x, real, s, panel_path=out_dir / "eval" / "nearest_neighbours.png")}
+            atomic_write(out_dir / "metrics.json", lambda p: p.write_text(json.dumps(rec, indent=1)))
     except (CheckpointError, DataError, config_mod.ConfigError, BackboneUnavailable, ValueError) as e:
         _fail(str(e))
-    t = Table(title=f"{checkpoint} @ step {rec['step']}: {rec['n_gen']} generated vs {rec['n_real']} real, "
+    t = Table(title=f"{target} @ step {rec['step']}: {rec['n_gen']} generated vs {rec['n_real']} real, "
                     f"{rec['resolution']}px, backbone {rec['backbone']}")
     t.add_column("metric")
     t.add_column("value")
@@ -165,13 +182,53 @@ def eval_cmd(
             v = rec[k]
             t.add_row(k, json.dumps([round(x, 4) for x in v]) if isinstance(v, list) else f"{v:.4g}")
     Console().print(t)
-    console.print(f"wrote {out_dir / 'metrics.json'} and appended to {out_dir / 'metrics.jsonl'}")
+    console.print(f"wrote {out_dir / 'metrics.json'}" + (" and appended to metrics.jsonl" if is_run else ""))
 
 
 def torch_arange_labels(n: int, num_classes: int):
     import torch
 
     return torch.arange(n) % max(1, num_classes)
+
+
+@app.command()
+def experiment(
+    spec: Path = typer.Argument(..., help="Experiment spec YAML (presets x data x grid x seeds)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Experiment folder (default experiments/<name>)."),
+    executor: str = typer.Option("local", "--executor", help="Where runs execute: local (one after another)."),
+    report: bool = typer.Option(True, "--report/--no-report", help="Build the report when the grid is done."),
+) -> None:
+    """Run a grid of runs with equal budgets; finished runs are skipped, interrupted ones resumed."""
+    from .data import DataError
+    from .experiments.runner import run_experiment
+
+    try:
+        folder = run_experiment(spec, out, executor, log=console.print)
+    except (config_mod.ConfigError, DataError, KeyError, ValueError) as e:
+        _fail(str(e).strip("'\""))
+    except KeyboardInterrupt:
+        console.print("interrupted: rerun the same command to continue where it stopped")
+        raise typer.Exit(130)
+    console.print(f"tables: {folder / 'summary.md'}, {folder / 'results.csv'}")
+    if report:
+        from .report import build_report
+
+        console.print(f"report: {build_report(folder)}")
+
+
+@app.command("report")
+def report_cmd(
+    path: Path = typer.Argument(..., help="A run folder or an experiment folder."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default <path>/report)."),
+) -> None:
+    """Build an offline HTML page (and a Markdown twin) with curves, metrics and sample grids."""
+    from .report import build_report
+
+    try:
+        page = build_report(path, out)
+    except ValueError as e:
+        _fail(str(e))
+    console.print(f"report: {page} (Markdown: {page.with_name('report.md')})")
 
 
 @data_app.command("info")

@@ -1,0 +1,1 @@
+"""Experiment grids: spec -> jobs -> executor -> tables and reports."""

@@ -1,0 +1,146 @@
+"""Run an experiment grid, resumably, and aggregate its results.
+
+Layout of an experiment folder:
+    spec.yaml             the spec, copied; rerunning with a different spec is refused
+    runs/<run>/           one ordinary run folder per job (config, stats, samples, checkpoints, metrics)
+    runs/<run>/done.json  written last: a run with it is skipped on rerun; one without is resumed
+    results.csv           one row per finished run
+    summary.csv / .md     mean ± std over seeds per data set x variant
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import shutil
+import statistics
+from pathlib import Path
+
+from ..config import ConfigError
+from ..training.checkpoint import atomic_write
+from .executor import EXECUTORS
+from .spec import Job, Spec, load_spec
+
+METRICS = ("fd", "kid", "is", "precision", "recall", "density", "coverage", "near_copy_fraction")
+
+
+def run_job(job_and_dir: tuple[Job, Path]) -> dict:
+    """Train (or resume) one run and evaluate its final generator; returns its results row."""
+    from ..training.loop import Trainer
+
+    job, run_dir = job_and_dir
+    done = run_dir / "done.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    resume = run_dir.exists() and (run_dir / "config.yaml").is_file()
+    tr = Trainer(job.cfg, run_dir, resume=resume)
+    res = tr.run()
+    if res.interrupted:
+        raise KeyboardInterrupt
+    last = _last_metrics(run_dir)
+    if last is None or last.get("step") != tr.step:
+        last = tr.evaluate()
+    row = {"run": job.run, "variant": job.variant, "data": job.data, "seed": job.seed, "step": tr.step,
+           **{k: last.get(k) for k in METRICS}, "backbone": last.get("backbone"),
+           "n_gen": last.get("n_gen"), "n_real": last.get("n_real"),
+           "img_per_s": _median_img_s(run_dir)}
+    atomic_write(done, lambda p: p.write_text(json.dumps(row, indent=1)))
+    return row
+
+
+def _last_metrics(run_dir: Path) -> dict | None:
+    p = run_dir / "metrics.jsonl"
+    if not p.is_file():
+        return None
+    lines = [ln for ln in p.read_text().splitlines() if ln.strip()]
+    return json.loads(lines[-1]) if lines else None
+
+
+def _median_img_s(run_dir: Path) -> float | None:
+    vals = [json.loads(ln).get("img_per_s") for ln in (run_dir / "stats.jsonl").read_text().splitlines() if ln.strip()]
+    vals = [v for v in vals if v]
+    return statistics.median(vals) if vals else None
+
+
+def prepare(spec_path: str | Path, out: str | Path | None = None) -> tuple[Spec, Path]:
+    spec = load_spec(spec_path)
+    out = Path(out) if out else Path("experiments") / spec.name
+    saved = out / "spec.yaml"
+    text = Path(spec_path).read_text()
+    if saved.is_file():
+        if saved.read_text() != text:
+            raise ConfigError(f"{out} holds an experiment with a different spec ({saved}); "
+                              "use another --out, or restore the original spec to resume it")
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(spec_path, saved)
+    return spec, out
+
+
+def run_experiment(spec_path: str | Path, out: str | Path | None = None, executor: str = "local",
+                   log=print) -> Path:
+    spec, out = prepare(spec_path, out)
+    jobs = spec.jobs()
+    log(f"experiment {spec.name}: {len(jobs)} runs -> {out}")
+    pending = [(j, out / "runs" / j.run) for j in jobs]
+    for i, row in enumerate(EXECUTORS.get(executor)().map(run_job, pending), 1):
+        log(f"[{i}/{len(jobs)}] {row['run']}: FD {row['fd']:.2f} ({row['backbone']}), KID {row['kid']:.4f}, "
+            f"IS {row['is']:.2f}, recall {row['recall']:.2f}")
+        write_tables(out, spec)
+    return out
+
+
+def write_tables(out: Path, spec: Spec | None = None) -> None:
+    """results.csv from every finished run, and the mean ± std summary (CSV and Markdown)."""
+    rows = [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*/done.json"))]
+    if not rows:
+        return
+    cols = list(rows[0])
+    _write_csv(out / "results.csv", cols, rows)
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["data"], r["variant"]), []).append(r)
+    summary = []
+    for (data, variant), rs in groups.items():
+        s = {"data": data, "variant": variant, "seeds": len(rs), "step": rs[0]["step"], "backbone": rs[0]["backbone"]}
+        for m in METRICS + ("img_per_s",):
+            vals = [r[m] for r in rs if r.get(m) is not None and not math.isnan(r[m])]
+            s[f"{m}_mean"] = statistics.fmean(vals) if vals else None
+            s[f"{m}_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
+        summary.append(s)
+    _write_csv(out / "summary.csv", list(summary[0]), summary)
+    lines = [f"# {spec.name if spec else out.name}", ""]
+    if spec and spec.description:
+        lines += [spec.description, ""]
+    bb = {r["backbone"] for r in rows}
+    lines += [f"Mean ± std over seeds. Backbone: {', '.join(sorted(bb))}; "
+              f"{rows[0]['n_gen']} generated vs {rows[0]['n_real']} real images; "
+              f"{rows[0]['step']} iterations per run. FD, KID: lower is better; IS, precision, recall, "
+              "density, coverage: higher is better; near-copies: fraction of samples much closer to a "
+              "training image than training images are to each other.", ""]
+    for data in dict.fromkeys(s["data"] for s in summary):
+        lines += [f"## {data}", "",
+                  "| variant | seeds | FD | KID | IS | precision | recall | density | coverage | near-copies | img/s |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for s in (x for x in summary if x["data"] == data):
+            cells = [_pm(s, m, 2 if m in ("fd", "is") else 4 if m == "kid" else 3) for m in METRICS]
+            cells.append(f"{s['img_per_s_mean']:.0f}" if s["img_per_s_mean"] else "")
+            lines.append(f"| {s['variant']} | {s['seeds']} | " + " | ".join(cells) + " |")
+        lines.append("")
+    (out / "summary.md").write_text("\n".join(lines))
+
+
+def _pm(s: dict, m: str, digits: int) -> str:
+    mean, std = s[f"{m}_mean"], s[f"{m}_std"]
+    return "" if mean is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def _write_csv(path: Path, cols: list[str], rows: list[dict]) -> None:
+    def write(p):
+        with open(p, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
+            w.writeheader()
+            w.writerows(rows)
+
+    atomic_write(path, write)

@@ -1,0 +1,70 @@
+import csv
+import json
+
+import pytest
+import yaml
+
+from fewgan.config import ConfigError
+from fewgan.experiments.runner import run_experiment
+from fewgan.experiments.spec import load_spec
+
+SMALL = {"data.resolution": 16, "model.g_width": 8, "model.d_width": 8, "model.nz": 16,
+         "train.batch_size": 8, "log.sample_every": 2, "log.ckpt_every": 0, "log.n_fixed": 4}
+
+
+def _spec(tmp_path, tiny_npz, **extra):
+    d = {"name": "t", "presets": ["dcgan", "sngan"], "data": [str(tiny_npz)], "seeds": [0, 1], "steps": 2,
+         "overrides": SMALL, "eval": {"n": 24, "kid_subset": 8, "n_boot": 2}, **extra}
+    p = tmp_path / "spec.yaml"
+    p.write_text(yaml.safe_dump(d))
+    return p
+
+
+def test_spec_expands_grid(tmp_path, tiny_npz):
+    spec = load_spec(_spec(tmp_path, tiny_npz, grid={"train.fast": [False, True]}))
+    jobs = spec.jobs()
+    assert len(jobs) == 2 * 2 * 2
+    assert {j.variant for j in jobs} == {"dcgan[train.fast=false]", "dcgan[train.fast=true]",
+                                         "sngan[train.fast=false]", "sngan[train.fast=true]"}
+    assert all(j.cfg.train.steps == 2 for j in jobs)  # one budget for all
+    assert len({j.run for j in jobs}) == len(jobs)
+
+
+def test_spec_errors(tmp_path, tiny_npz):
+    with pytest.raises(ConfigError, match="unknown key.*presetz"):
+        load_spec(_spec(tmp_path, tiny_npz, presetz=[1]))
+    with pytest.raises(ConfigError, match="train.lr_x"):
+        load_spec(_spec(tmp_path, tiny_npz, overrides={"train.lr_x": 1}))
+    with pytest.raises(ConfigError, match="unknown preset 'nope'"):
+        load_spec(_spec(tmp_path, tiny_npz, presets=["nope"]))
+
+
+def test_experiment_runs_aggregates_and_resumes(tmp_path, tiny_npz, monkeypatch):
+    monkeypatch.setenv("FEWGAN_CACHE", str(tmp_path / "cache"))
+    spec = _spec(tmp_path, tiny_npz)
+    out = run_experiment(spec, tmp_path / "exp", log=lambda *a: None)
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert len(rows) == 4 and {r["variant"] for r in rows} == {"dcgan", "sngan"}
+    assert all(float(r["fd"]) >= 0 and r["backbone"] == "effnet-lite0" for r in rows)
+    summary = (out / "summary.md").read_text()
+    assert "| dcgan | 2 |" in summary and "±" in summary
+    # a rerun skips finished runs (their done.json and stats stay untouched)
+    stamp = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/stats.jsonl")}
+    # an interrupted run (no done.json) is resumed from its checkpoint, not restarted
+    victim = next(out.glob("runs/sngan*s1"))
+    (victim / "done.json").unlink()
+    run_experiment(spec, tmp_path / "exp", log=lambda *a: None)
+    for p, t in stamp.items():
+        if victim not in p.parents:
+            assert p.stat().st_mtime_ns == t
+    assert (victim / "done.json").is_file()
+    assert len((victim / "stats.jsonl").read_text().splitlines()) == 2
+
+
+def test_changed_spec_is_refused(tmp_path, tiny_npz, monkeypatch):
+    monkeypatch.setenv("FEWGAN_CACHE", str(tmp_path / "cache"))
+    spec = _spec(tmp_path, tiny_npz, seeds=[0], presets=["dcgan"])
+    run_experiment(spec, tmp_path / "exp", log=lambda *a: None)
+    spec.write_text(spec.read_text().replace("steps: 2", "steps: 3"))
+    with pytest.raises(ConfigError, match="different spec"):
+        run_experiment(spec, tmp_path / "exp", log=lambda *a: None)
