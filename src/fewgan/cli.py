@@ -22,7 +22,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Train GANs on limited image data and measure how well they work.")
 data_app = typer.Typer(no_args_is_help=True, help="Inspect data sources.")
 app.add_typer(data_app, name="data")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # soft wrap: paths in errors stay whole
 
 _EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
 # what may change when a run is resumed without breaking exact continuation
