@@ -61,6 +61,7 @@ class LossConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     variant: str = "standard"  # GAN family's train-step logic (see fewgan.variants)
+    schedule: str = "fixed"  # how many D / G updates each iteration gets (fewgan.training.schedule)
     steps: int = 2000  # iterations; each does d_steps D updates then g_steps G updates
     batch_size: int = 64
     d_steps: int = 1  # D updates per iteration
@@ -86,6 +87,7 @@ class LogConfig:
     n_fixed: int = 64  # number of fixed latents in the sample grid
     tensorboard: bool = False  # also write TensorBoard scalars and images
     progress: bool = True  # show a progress bar
+    monitors: tuple[str, ...] = ()  # signals computed while training (fewgan.training.monitors)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,8 @@ from ..images import save_grid
 from ..sampling import generate
 from ..variants import Batch, build_variant
 from . import checkpoint
+from .monitors import build_monitors
+from .schedule import build_schedule
 
 _MIX = 0x9E3779B97F4A7C15
 
@@ -141,7 +143,10 @@ class Trainer:
             raise ValueError(f"{cfg.data.source}: only {len(self.data)} images, fewer than one batch of {t.batch_size}")
         torch.manual_seed(t.seed)
         self.variant = build_variant(cfg, self.data.num_classes)
+        self.schedule = build_schedule(cfg)
+        self.monitors = build_monitors(cfg)
         self.step = 0
+        self.d_batches = 0  # real batches consumed by D so far: position in the epoch order
         if resume:
             ck = checkpoint.latest_checkpoint(self.run_dir)
             if ck is not None:
@@ -155,11 +160,14 @@ class Trainer:
     def save_checkpoint(self) -> Path:
         meta = {
             "step": self.step,
+            "d_batches": self.d_batches,
             "config": config_mod.to_dict(self.cfg),
             "num_classes": self.data.num_classes,
             "class_names": self.data.class_names,
             "data_fingerprint": self.data.fingerprint(),
             "variant_state": self.variant.extra_state(),
+            "schedule_state": self.schedule.state_dict(),
+            "monitor_state": [m.state_dict() for m in self.monitors],
             "torch_version": torch.__version__,
         }
         path = self.run_dir / "checkpoints" / checkpoint.ckpt_name(self.step)
@@ -176,8 +184,12 @@ class Trainer:
         checkpoint.load_modules(tensors, self.variant.modules(), path)
         checkpoint.load_optimizers(tensors, meta, self.variant.optimizers())
         self.variant.load_extra_state(meta.get("variant_state", {}))
+        self.schedule.load_state_dict(meta.get("schedule_state", {}))
+        for m, st in zip(self.monitors, meta.get("monitor_state", [])):
+            m.load_state_dict(st)
         torch.set_rng_state(tensors["extra/torch_rng"])
         self.step = int(meta["step"])
+        self.d_batches = int(meta["d_batches"])
 
     # ------------------------------------------------------------------ one iteration
     def _real_batch(self, k: int, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -195,23 +207,31 @@ class Trainer:
         t, v, lat = self.cfg.train, self.variant, self.variant.G.latent
         rng = seeded(t.seed, 2, self.step)
         t0 = time.perf_counter()
+        n_d, n_g = self.schedule.counts(self.step)
         d_stats, g_stats = [], []
-        for j in range(t.d_steps):
-            x, y = self._real_batch(self.step * t.d_steps + j, rng)
-            noise, fake_y = lat.draw(t.batch_size, rng), self._fake_labels(t.batch_size, rng)
+        x, y = self._real_batch(self.d_batches, rng)
+        noise, fake_y = lat.draw(t.batch_size, rng), self._fake_labels(t.batch_size, rng)
+        for j in range(n_d):
+            if j:  # every D update sees a fresh real batch
+                x, y = self._real_batch(self.d_batches, rng)
+                noise, fake_y = lat.draw(t.batch_size, rng), self._fake_labels(t.batch_size, rng)
+            self.d_batches += 1
             d_stats.append(v.d_step(Batch(x, y, noise, fake_y, rng)))
-        for _ in range(t.g_steps):
+        for _ in range(n_g):
             if not t.reuse_z:
                 noise, fake_y = lat.draw(t.batch_size, rng), self._fake_labels(t.batch_size, rng)
             g_stats.append(v.g_step(Batch(x, y, noise, fake_y, rng)))
         rec = {"step": self.step + 1, **_mean(d_stats), **_mean(g_stats)}
         rec.update(v.end_iteration(self.step, rec))
+        rec.update(self.schedule.update(self.step, rec), d_updates=n_d, g_updates=n_g)
         self.step += 1
         dt = time.perf_counter() - t0
         ld, lg = rec.get("loss_d"), rec.get("loss_g")
         rec["log_ratio"] = math.log(lg / ld) if ld and lg and ld > 0 and lg > 0 else None
-        epoch = self.step * t.d_steps / (len(self.data) // t.batch_size)
-        rec.update(v.lrs(), img_per_s=t.batch_size * t.d_steps / dt, epoch=epoch, time=time.time())
+        epoch = self.d_batches / (len(self.data) // t.batch_size)
+        rec.update(v.lrs(), img_per_s=t.batch_size * max(n_d, 1) / dt, epoch=epoch, time=time.time())
+        for m in self.monitors:
+            rec.update(m(self, rec))
         return rec
 
     def write_grid(self, name: str) -> Path:
@@ -241,6 +261,8 @@ class Trainer:
                             if isinstance(val, (int, float)) and k not in ("step", "time"):
                                 tb.add_scalar(k, val, self.step)
                     prog.update(self.step, rec)
+                    for w in rec.get("warnings", ()):
+                        prog.log(f"[yellow]warning[/] step {self.step}: {w}")
                     if lg.sample_every and self.step % lg.sample_every == 0:
                         p = self.write_grid(f"step_{self.step:08d}")
                         if tb:

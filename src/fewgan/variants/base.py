@@ -94,6 +94,10 @@ class Variant:
             for p, f in zip(module.parameters(), flags):
                 p.requires_grad_(f)
 
+    def d_input(self, x: Tensor) -> Tensor:
+        """What D sees of an image batch; a variant may add channels (e.g. edge maps)."""
+        return x
+
     def prepare(self, x: Tensor) -> Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.fast and x.dim() == 4 else x
 

@@ -10,6 +10,7 @@ import torch
 from .. import losses
 from ..latent import build_latent, latent_out_features
 from ..nets import build_networks
+from ..regularizers import build_g_regularizers
 from .base import VARIANTS, Batch, GeneratorPipeline, Variant, grad_norm
 
 
@@ -23,7 +24,13 @@ class StandardGAN(Variant):
         self.G = GeneratorPipeline(build_latent(cfg), g_net)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=t.lr_g, betas=(t.beta1_g, t.beta2_g))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=t.lr_d, betas=(t.beta1_d, t.beta2_d))
+        self.g_regularizers = build_g_regularizers(cfg)  # extra G loss terms: [(name, weight, fn)]
         self._finish_setup()
+
+    def disc(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """D's logits for images x (labels y are used only by a conditional D)."""
+        x = self.prepare(self.d_input(x))
+        return (self.D(x, y) if getattr(self.D, "conditional", False) else self.D(x)).float()
 
     def d_step(self, batch: Batch) -> dict[str, float]:
         lc = self.cfg.loss
@@ -31,8 +38,8 @@ class StandardGAN(Variant):
         with self.autocast():
             with torch.no_grad():
                 fake = self.G(batch.noise, batch.fake_y)
-            real_logits = self.D(self.prepare(batch.x)).float()
-            fake_logits = self.D(self.prepare(fake)).float()
+            real_logits = self.disc(batch.x, batch.y)
+            fake_logits = self.disc(fake, batch.fake_y)
         t_real, t_fake = losses.d_targets(len(real_logits), lc.smooth, lc.smooth_alpha, lc.smooth_low,
                                           lc.smooth_high, lc.flip_p, batch.rng)
         loss = losses.d_loss(lc.kind, real_logits, fake_logits, t_real, t_fake)
@@ -49,10 +56,17 @@ class StandardGAN(Variant):
     def g_step(self, batch: Batch) -> dict[str, float]:
         self.opt_g.zero_grad(set_to_none=True)
         # G's loss needs gradients w.r.t. D's input only; freezing D skips its weight gradients
+        stats = {}
         with self.frozen(self.D), self.autocast():
-            fake_logits = self.D(self.prepare(self.G(batch.noise, batch.fake_y))).float()
-            loss = losses.g_loss(self.cfg.loss.kind, fake_logits)
+            fake = self.G(batch.noise, batch.fake_y)
+            adv = losses.g_loss(self.cfg.loss.kind, self.disc(fake, batch.fake_y))
+            loss = adv
+            for name, weight, fn in self.g_regularizers:
+                term = fn(fake.float(), batch.x)
+                stats[f"reg_{name}"] = term.item()
+                loss = loss + weight * term
             loss.backward()
         gn = grad_norm(self.G.parameters())
         self.opt_g.step()
-        return {"loss_g": loss.item(), "grad_norm_g": gn}
+        # loss_g is the adversarial term alone, so log(L_G/L_D) keeps its meaning (METHODS §9)
+        return {"loss_g": adv.item(), "loss_g_total": loss.item(), "grad_norm_g": gn, **stats}
