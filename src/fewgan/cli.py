@@ -216,6 +216,32 @@ def experiment(
         console.print(f"report: {build_report(folder)}")
 
 
+@app.command(context_settings=_EXTRA)
+def fdsearch(
+    ctx: typer.Context,
+    preset: str = typer.Option("song2023", "--preset", "-p", help="Preset with a CFT latent."),
+    data: Optional[str] = typer.Option(None, "--data", "-d", help="Data source."),
+    fd_max: int = typer.Option(8, "--fd-max", help="Largest FD to try."),
+    epochs: int = typer.Option(40, "--epochs", help="Epochs per trial run."),
+    window_start: int = typer.Option(31, "--window-start", help="First epoch of the stability window."),
+    seeds: list[int] = typer.Option([0, 1], "--seed", help="Seeds per FD (repeat the option)."),
+    out: Path = typer.Option(Path("runs/fdsearch"), "--out", "-o", help="Folder for the trial runs and the report."),
+) -> None:
+    """Choose CFT's FD automatically: raise it from 1 until training is stable after epoch 30."""
+    from .fdsearch import search, train_for_search, write_report
+
+    try:
+        base = _build_config(preset, None, list(ctx.args), **{"data.source": data})
+        if base.latent.kind != "cft":
+            _fail(f"preset {preset!r} has latent.kind={base.latent.kind!r}; the FD search needs a CFT latent")
+        result = search(lambda fd, seed: train_for_search(base, fd, seed, epochs, window_start, out), list(seeds),
+                        fd_max, window_start, log=console.print)
+    except (config_mod.ConfigError, KeyError, ValueError) as e:
+        _fail(str(e).strip("'\""))
+    write_report(result, out, "fewgan " + " ".join(sys.argv[1:]), window_start, epochs)
+    console.print(f"chosen FD = {result['chosen_fd']} ({result['reason']}); evidence: {out / 'fdsearch.md'}")
+
+
 @app.command("report")
 def report_cmd(
     path: Path = typer.Argument(..., help="A run folder or an experiment folder."),

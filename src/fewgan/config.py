@@ -34,18 +34,32 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    arch: str = "dcgan"  # network family: dcgan | mlp
+    arch: str = "dcgan"  # network family: dcgan | mlp | began (auto-encoder D; needs train.variant=began)
     nz: int = 100  # latent dimension fed to G
     g_width: int = 64  # base channel count of G (DCGAN "ngf") or hidden scale of the MLP
     d_width: int = 64  # base channel count of D (DCGAN "ndf")
     spectral_norm: bool = False  # spectral normalisation on every D layer (removes BN from D)
     mlp_batchnorm: bool = False  # BN on the MLP generator's hidden layers
     mlp_dropout: float = 0.3  # dropout in the MLP discriminator
+    conditional: bool = False  # class-conditional G and D (METHODS §12); needs labelled data (dcgan only)
+    cond_mode: str = "projection"  # how a conditional D uses the label: projection | concat (one-hot input maps)
+    cond_embed: int = 128  # size of G's label embedding, concatenated to z
 
 
 @dataclass(frozen=True)
 class LatentConfig:
-    kind: str = "gaussian"  # latent sampler in front of G
+    kind: str = "gaussian"  # latent sampler in front of G: gaussian | cft | deligan | uniform
+    fd: int = 1  # CFT: extra dimensions; W maps R^nz -> R^(nz+fd) (METHODS §3)
+    cft_trainable: bool = True  # CFT: train W, b with G (false freezes them at their init)
+    mean_rescale: bool = False  # MR: add one mean mu ~ U(mr_low, mr_high) to each latent vector (§4)
+    mr_low: float = -1.0
+    mr_high: float = 1.0
+    components: int = 50  # DeLiGAN: number of mixture components (§6)
+    sigma_init: float = 0.2  # DeLiGAN: initial sigma (constant), or the half-width of U(-s, s) with sigma_init_uniform
+    sigma_init_uniform: bool = False  # DeLiGAN: sigma ~ U(-sigma_init, sigma_init) as in the CIFAR code
+    lambda_sigma: float = 0.3333333333333333  # DeLiGAN: weight of mean((1 - sigma)^2) in G's loss (0 = off)
+    assign: str = "uniform"  # DeLiGAN: component per sample: uniform | stratified (row i -> component i mod N)
+    trainable: bool = True  # DeLiGAN: learn mu and sigma (false freezes them)
 
 
 @dataclass(frozen=True)
@@ -56,6 +70,13 @@ class LossConfig:
     smooth_low: float = 0.9  # range of real targets for onesided_uniform
     smooth_high: float = 1.0
     flip_p: float = 0.0  # probability of swapping real/fake targets per sample in the D loss
+
+
+@dataclass(frozen=True)
+class RegConfig:
+    edge_weight: float = 0.0  # weight of the edge loss in G's loss (0 = off; METHODS §5)
+    edge_mode: str = "batch"  # batch: Sobel-edge batch statistics matched; literal: paired pixel MSE of eq. 3
+    edge_d_input: bool = False  # D sees cat[x, Sobel edge map of x] (C + 1 channels)
 
 
 @dataclass(frozen=True)
@@ -100,14 +121,64 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class BEGANConfig:
+    gamma: float = 0.5  # diversity ratio E[L(G(z))] / E[L(x)] that k_t steers towards (0.3-0.7; lower = less diverse)
+    lambda_k: float = 0.001  # learning rate of the control variable k_t
+    k0: float = 0.0  # initial k_t
+    hidden: int = 64  # n: channels of G's and the decoder's blocks (the encoder grows n, 2n, ..., Rn)
+    h: int = 64  # size of D's bottleneck code (model.nz sets G's latent size)
+    skip: str = "none"  # skip connections in G and D's decoder: none | add (Yin) | concat | began
+    recon: str = "l1"  # auto-encoder loss L(v): l1 = mean|v - D(v)| | l2 = mean (v - D(v))^2
+    lr_decay_patience: int = 2000  # iterations without a >= lr_decay_min_rel gain in EMA(M_global) before the lrs decay; 0 = never
+    lr_decay_factor: float = 0.5  # multiply both learning rates by this when M_global stalls
+    lr_decay_min_rel: float = 0.01  # relative improvement of EMA(M_global) that counts as progress
+    lr_floor: float = 1e-6  # learning rates never decay below this
+    m_ema: float = 0.01  # alpha of the EMA of M_global used by the stall test
+
+
+@dataclass(frozen=True)
+class BalanceConfig:
+    """The adaptive G:D balance controller (train.schedule=autobalance, fewgan.training.balance)."""
+
+    signal: str = "log_ratio"  # log_ratio = log(L_G/L_D) (METHODS §9) | d_real = D's mean sigmoid on real images
+    low: float | None = None  # lower edge of the target band (default -0.5 for log_ratio, 0.6 for d_real)
+    high: float | None = None  # upper edge of the target band (default 0.5 for log_ratio, 0.8 for d_real)
+    ema: float = 0.9  # decay of the signal's exponential moving average
+    every: int = 10  # iterations between decisions
+    min_g: int = 1  # fewest G updates per iteration
+    max_g: int = 8  # most G updates per iteration
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    """The online collapse / instability monitor (log.monitors: [collapse], fewgan.training.collapse)."""
+
+    every: int = 100  # compute the sample-based signals (diversity, NDB) every N iterations
+    warmup: int = 200  # no warnings before this iteration (a fresh G is neither diverse nor stable)
+    n: int = 128  # fixed-z samples generated for diversity and NDB
+    n_real: int = 512  # real images (a fixed seeded subset) for the reference diversity and NDB cells
+    pixels: int = 8  # cheap feature: images average-pooled to pixels x pixels, flattened
+    window: int = 50  # iterations over which D saturation and loss oscillation are judged
+    diversity_min: float = 0.3  # warn: fixed-z mean pairwise distance below this fraction of the real images'
+    saturation: float = 0.05  # warn: window means d_real > 1 - this and d_fake < this
+    oscillation_max: float = 1.0  # warn: std / mean of loss_d or loss_g over the window above this
+    ndb_cells: int = 10  # k-means cells for the small-sample NDB
+    ndb_max: float = 0.6  # warn: NDB / K above this
+
+
+@dataclass(frozen=True)
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     latent: LatentConfig = field(default_factory=LatentConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    reg: RegConfig = field(default_factory=RegConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     log: LogConfig = field(default_factory=LogConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    began: BEGANConfig = field(default_factory=BEGANConfig)
+    balance: BalanceConfig = field(default_factory=BalanceConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
     preset: str = ""  # name of the preset this config started from (informational)
 
 

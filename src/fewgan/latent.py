@@ -31,10 +31,26 @@ class LatentSampler(nn.Module):
     def forward(self, noise: Tensor) -> Tensor:
         return noise
 
+    def penalty(self) -> Tensor | None:
+        """An extra term for G's loss (e.g. DeLiGAN's sigma regulariser), or None."""
+        return None
+
 
 @LATENTS.register("gaussian")
 def _gaussian(cfg) -> LatentSampler:
     return LatentSampler(cfg.model.nz)
+
+
+class UniformLatent(LatentSampler):
+    """z ~ U(-1, 1)^nz, BEGAN's latent (METHODS §7), passed through unchanged."""
+
+    def draw(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        return torch.rand(n, self.nz, generator=generator) * 2 - 1
+
+
+@LATENTS.register("uniform")
+def _uniform(cfg) -> LatentSampler:
+    return UniformLatent(cfg.model.nz)
 
 
 def latent_out_features(cfg) -> int:
@@ -43,8 +59,17 @@ def latent_out_features(cfg) -> int:
 
 
 def build_latent(cfg, _probe: bool = False) -> LatentSampler:
+    """The configured sampler, wrapped in Mean Rescaling when latent.mean_rescale is set."""
     if _probe:
         # build under a throw-away RNG state so the probe consumes no randomness
         with torch.random.fork_rng():
-            return LATENTS.get(cfg.latent.kind)(cfg)
-    return LATENTS.get(cfg.latent.kind)(cfg)
+            return build_latent(cfg)
+    sampler = LATENTS.get(cfg.latent.kind)(cfg)
+    if cfg.latent.mean_rescale:
+        from .latent_maps import MeanRescale
+
+        sampler = MeanRescale(sampler, cfg.latent.mr_low, cfg.latent.mr_high)
+    return sampler
+
+
+from . import latent_maps  # noqa: E402,F401  (registers cft, deligan)

@@ -8,6 +8,8 @@ from __future__ import annotations
 from torch import nn
 
 from ..registry import Registry
+from .began import BEGANAutoencoder, BEGANDecoder
+from .conditional import CONDITIONAL_NETWORKS
 from .dcgan import DCGANDiscriminator, DCGANGenerator
 from .mlp import MLPDiscriminator, MLPGenerator
 
@@ -15,22 +17,40 @@ NETWORKS: Registry = Registry("network architecture (model.arch)")
 
 
 @NETWORKS.register("dcgan")
-def _dcgan(cfg, g_in: int) -> tuple[nn.Module, nn.Module]:
+def _dcgan(cfg, g_in: int, d_channels: int) -> tuple[nn.Module, nn.Module]:
     m, d = cfg.model, cfg.data
     g = DCGANGenerator(m.nz, d.channels, d.resolution, m.g_width, in_features=g_in)
-    disc = DCGANDiscriminator(d.channels, d.resolution, m.d_width, spectral_norm=m.spectral_norm)
+    disc = DCGANDiscriminator(d_channels, d.resolution, m.d_width, spectral_norm=m.spectral_norm)
     return g, disc
 
 
 @NETWORKS.register("mlp")
-def _mlp(cfg, g_in: int) -> tuple[nn.Module, nn.Module]:
+def _mlp(cfg, g_in: int, d_channels: int) -> tuple[nn.Module, nn.Module]:
     m, d = cfg.model, cfg.data
     g = MLPGenerator(m.nz, d.channels, d.resolution, m.g_width, batchnorm=m.mlp_batchnorm, in_features=g_in)
-    disc = MLPDiscriminator(d.channels, d.resolution, m.d_width, dropout=m.mlp_dropout,
+    disc = MLPDiscriminator(d_channels, d.resolution, m.d_width, dropout=m.mlp_dropout,
                             spectral_norm=m.spectral_norm)
     return g, disc
 
 
-def build_networks(cfg, g_in: int | None = None) -> tuple[nn.Module, nn.Module]:
-    """(G, D) for cfg.model.arch; g_in is the size of the vector G receives (default model.nz)."""
-    return NETWORKS.get(cfg.model.arch)(cfg, g_in or cfg.model.nz)
+@NETWORKS.register("began")
+def _began(cfg, g_in: int, d_channels: int) -> tuple[nn.Module, nn.Module]:
+    # an auto-encoder D returns images, not logits: only the began variant can train it
+    if cfg.train.variant != "began":
+        raise ValueError(f"model.arch=began builds an auto-encoder discriminator, which only "
+                         f"train.variant=began can train (got train.variant={cfg.train.variant!r})")
+    b, d = cfg.began, cfg.data
+    g = BEGANDecoder(g_in, d.channels, d.resolution, b.hidden, b.skip)
+    disc = BEGANAutoencoder(d_channels, d.resolution, b.hidden, b.h, b.skip)  # reconstructs its own input
+    return g, disc
+
+
+def build_networks(cfg, g_in: int | None = None, d_channels: int | None = None,
+                   num_classes: int = 0) -> tuple[nn.Module, nn.Module]:
+    """(G, D) for cfg.model.arch; g_in: size of the vector G receives (default model.nz);
+    d_channels: channels of D's input (default data.channels); num_classes: labels in the data
+    (used by the class-conditional nets that model.conditional=true selects, see conditional.py)."""
+    if cfg.model.conditional:
+        return CONDITIONAL_NETWORKS.get(cfg.model.arch)(cfg, g_in or cfg.model.nz, d_channels or cfg.data.channels,
+                                                        num_classes)
+    return NETWORKS.get(cfg.model.arch)(cfg, g_in or cfg.model.nz, d_channels or cfg.data.channels)

@@ -10,7 +10,7 @@ import torch
 from .. import losses
 from ..latent import build_latent, latent_out_features
 from ..nets import build_networks
-from ..regularizers import build_g_regularizers
+from ..regularizers import build_g_regularizers, sobel_edges
 from .base import VARIANTS, Batch, GeneratorPipeline, Variant, grad_norm
 
 
@@ -20,12 +20,20 @@ class StandardGAN(Variant):
         super().__init__(cfg, num_classes)
         t = cfg.train
         # networks first so that their RNG-driven initialisation does not depend on the sampler
-        g_net, self.D = build_networks(cfg, latent_out_features(cfg))
+        # with reg.edge_d_input D sees one extra channel: the Sobel edge map
+        d_channels = cfg.data.channels + (1 if cfg.reg.edge_d_input else 0)
+        g_net, self.D = build_networks(cfg, latent_out_features(cfg), d_channels=d_channels, num_classes=num_classes)
         self.G = GeneratorPipeline(build_latent(cfg), g_net)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=t.lr_g, betas=(t.beta1_g, t.beta2_g))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=t.lr_d, betas=(t.beta1_d, t.beta2_d))
         self.g_regularizers = build_g_regularizers(cfg)  # extra G loss terms: [(name, weight, fn)]
         self._finish_setup()
+
+    def d_input(self, x: torch.Tensor) -> torch.Tensor:
+        if self.cfg.reg.edge_d_input:
+            # Sobel magnitudes of [-1, 1] images lie in [0, ~11]; /4 - 1 puts typical edges near [-1, 1]
+            return torch.cat([x, (sobel_edges(x.float()) / 4 - 1).to(x.dtype)], dim=1)
+        return x
 
     def disc(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         """D's logits for images x (labels y are used only by a conditional D)."""
@@ -65,6 +73,10 @@ class StandardGAN(Variant):
                 term = fn(fake.float(), batch.x)
                 stats[f"reg_{name}"] = term.item()
                 loss = loss + weight * term
+            pen = self.G.latent.penalty()  # e.g. DeLiGAN's sigma regulariser
+            if pen is not None:
+                stats["reg_latent"] = pen.item()
+                loss = loss + pen
             loss.backward()
         gn = grad_norm(self.G.parameters())
         self.opt_g.step()

@@ -1,0 +1,116 @@
+"""Learned and shifted latents of Song & Kim (2023) and DeLiGAN (METHODS §3, §4, §6).
+
+Pipeline: eps -> {DeLiGAN | CFT} -> MR -> G. Each sampler keeps randomness in `draw`
+(from an explicit generator) and the map in `forward`, so reused or fixed noise stays
+reusable while learned parameters stay current.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from .latent import LATENTS, LatentSampler
+
+
+class CFT(LatentSampler):
+    """Common Feature Training: z = W x + b, x ~ N(0, I_n), W in R^{(n+FD) x n} learned with G.
+
+    Init (METHODS §3): top n rows of W = I_n, the FD extra rows ~ N(0, 1/n), b = 0, which
+    keeps unit latent variance. Parameters are created without PyTorch's default init, so
+    with FD = 0 no random numbers are consumed and, frozen, CFT is exactly the identity.
+    """
+
+    def __init__(self, nz: int, fd: int, trainable: bool = True):
+        super().__init__(nz)
+        if fd < 0:
+            raise ValueError(f"latent.fd must be >= 0, got {fd}")
+        self.fd = fd
+        self.out_features = nz + fd
+        w = torch.cat([torch.eye(nz), torch.randn(fd, nz) / math.sqrt(nz)]) if fd else torch.eye(nz)
+        self.weight = nn.Parameter(w, requires_grad=trainable)
+        self.bias = nn.Parameter(torch.zeros(nz + fd), requires_grad=trainable)
+
+    def forward(self, noise: Tensor) -> Tensor:
+        return nn.functional.linear(noise, self.weight, self.bias)
+
+    def singular_values(self) -> Tensor:
+        return torch.linalg.svdvals(self.weight.detach())
+
+
+class MeanRescale(LatentSampler):
+    """Mean Rescaling: z' = z + mu, one mu ~ U(low, high) per latent vector, broadcast over
+    all dimensions and drawn afresh with every noise draw (training and sampling alike).
+
+    The drawn mu travels as the last noise column so that reused noise reuses its mu.
+    """
+
+    def __init__(self, inner: LatentSampler, low: float = -1.0, high: float = 1.0):
+        super().__init__(inner.nz)
+        if not high >= low:
+            raise ValueError(f"latent.mr_high ({high}) must be >= latent.mr_low ({low})")
+        self.inner, self.low, self.high = inner, low, high
+        self.out_features = inner.out_features
+
+    def draw(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        eps = self.inner.draw(n, generator)
+        mu = self.low + (self.high - self.low) * torch.rand(n, 1, generator=generator)
+        return torch.cat([eps, mu], dim=1)
+
+    def forward(self, noise: Tensor) -> Tensor:
+        return self.inner(noise[:, :-1]) + noise[:, -1:]
+
+    def penalty(self) -> Tensor | None:
+        return self.inner.penalty()
+
+
+class DeLiGANLatent(LatentSampler):
+    """DeLiGAN's learned mixture: z = mu_c + sigma_c * eps, eps ~ N(0, I_d), c a component.
+
+    mu ~ U(-1, 1) and sigma = sigma_init (or U(-s, s)) at init, both trained with G; sigma is
+    unconstrained as in the released code. The component index travels as the last noise
+    column. assign='uniform' draws c uniformly (the paper); 'stratified' gives row i
+    component i mod N (the code, where N = batch size).
+    """
+
+    def __init__(self, nz: int, components: int = 50, sigma_init: float = 0.2, sigma_uniform: bool = False,
+                 lambda_sigma: float = 1 / 3, assign: str = "uniform", trainable: bool = True):
+        super().__init__(nz)
+        if assign not in ("uniform", "stratified"):
+            raise ValueError(f"latent.assign must be uniform or stratified, got {assign!r}")
+        self.components, self.assign, self.lambda_sigma = components, assign, lambda_sigma
+        self.mu = nn.Parameter(torch.rand(components, nz) * 2 - 1, requires_grad=trainable)
+        sigma = (torch.rand(components, nz) * 2 - 1) * sigma_init if sigma_uniform else torch.full((components, nz), sigma_init)
+        self.sigma = nn.Parameter(sigma, requires_grad=trainable)
+
+    def draw(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        eps = torch.randn(n, self.nz, generator=generator)
+        if self.assign == "uniform":
+            c = torch.randint(self.components, (n,), generator=generator)
+        else:
+            c = torch.arange(n) % self.components
+        return torch.cat([eps, c.unsqueeze(1).to(eps.dtype)], dim=1)
+
+    def forward(self, noise: Tensor) -> Tensor:
+        c = noise[:, -1].long()
+        return self.mu[c] + self.sigma[c] * noise[:, :-1]
+
+    def penalty(self) -> Tensor | None:
+        """lambda_sigma * mean((1 - sigma)^2): keeps the components from shrinking to points."""
+        if self.lambda_sigma == 0 or not self.sigma.requires_grad:
+            return None
+        return self.lambda_sigma * ((1 - self.sigma) ** 2).mean()
+
+
+@LATENTS.register("cft")
+def _cft(cfg) -> LatentSampler:
+    return CFT(cfg.model.nz, cfg.latent.fd, cfg.latent.cft_trainable)
+
+
+@LATENTS.register("deligan")
+def _deligan(cfg) -> LatentSampler:
+    lc = cfg.latent
+    return DeLiGANLatent(cfg.model.nz, lc.components, lc.sigma_init, lc.sigma_init_uniform, lc.lambda_sigma,
+                         lc.assign, lc.trainable)
