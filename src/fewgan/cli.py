@@ -22,6 +22,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Train GANs on limited image data and measure how well they work.")
 data_app = typer.Typer(no_args_is_help=True, help="Inspect data sources.")
 app.add_typer(data_app, name="data")
+from .cli_teacher import teacher_app  # noqa: E402  (fewgan teacher train | sample)
+
+app.add_typer(teacher_app, name="teacher")
 console = Console(stderr=True, soft_wrap=True)  # soft wrap: paths in errors stay whole
 
 _EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
@@ -100,12 +103,14 @@ def sample(
                              help="Output: a .png grid, an .npz (x uint8 NHWC), or a folder for PNG files."),
     seed: int = typer.Option(0, "--seed", help="Noise seed; the same seed gives the same images."),
     raw: bool = typer.Option(False, "--raw", help="Use the raw G even if the run kept an EMA copy."),
+    cls: Optional[str] = typer.Option(None, "--class", help="Conditional generators: only this class (name or index). "
+                                      "Without it a .png grid holds one row per class."),
 ) -> None:
     """Generate images from a trained generator."""
     import numpy as np
 
     from .images import save_grid, save_pngs
-    from .sampling import generate, load_for_sampling
+    from .sampling import class_grid, class_index, generate, load_for_sampling
     from .training.checkpoint import CheckpointError
 
     try:
@@ -113,12 +118,29 @@ def sample(
     except (CheckpointError, config_mod.ConfigError) as e:
         _fail(str(e))
     pipe = run.variant.G if raw else run.variant.sampler()
-    imgs = generate(pipe, n, seed)
+    y, nrow = None, None  # labels for a class-conditional generator; grid columns
+    if pipe.conditional:
+        k = int(run.meta.get("num_classes", 0))
+        names = list(run.meta.get("class_names") or [str(i) for i in range(k)])
+        if cls is not None:
+            try:
+                y = torch_full_labels(n, class_index(cls, names))
+            except ValueError as e:
+                _fail(str(e))
+        elif out.suffix == ".png":
+            y, nrow = class_grid(k, n)  # one row per class
+            n = len(y)
+        else:
+            y = torch_arange_labels(n, k)
+    elif cls is not None:
+        _fail("--class needs a class-conditional generator (trained with --model.conditional=true)")
+    imgs = generate(pipe, n, seed, y=y)
     if out.suffix == ".png":
-        save_grid(imgs, out)
+        save_grid(imgs, out, nrow=nrow)
     elif out.suffix == ".npz":
         out.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(out, x=imgs.permute(0, 2, 3, 1).numpy())
+        labels = {} if y is None else {"y": y.numpy()}  # which class each conditional sample was drawn for
+        np.savez_compressed(out, x=imgs.permute(0, 2, 3, 1).numpy(), **labels)
     elif out.suffix == "":
         save_pngs(imgs, out)
     else:
@@ -137,7 +159,7 @@ def eval_cmd(
     resolution: Optional[int] = typer.Option(None, "--resolution", "-r", help="Resolution for data-source targets."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where metrics.json goes (default: the run folder)."),
 ) -> None:
-    """Evaluate a generator: FD, KID, IS, precision/recall, density/coverage, memorisation."""
+    """Evaluate a generator: FD, KID, IS, precision/recall, density/coverage, NDB, memorisation."""
     import json
 
     from .data import DataError, load_images
@@ -177,7 +199,7 @@ def eval_cmd(
     t.add_column("metric")
     t.add_column("value")
     for k in ("fd", "fd_ci", "kid", "kid_std", "kid_ci", "is", "is_std", "precision", "recall", "density",
-              "coverage", "near_copy_fraction", "nn_ratio_median", "time_s"):
+              "coverage", "ndb", "ndb_k", "ndb_js", "ndb_cells", "near_copy_fraction", "nn_ratio_median", "time_s"):
         if k in rec:
             v = rec[k]
             t.add_row(k, json.dumps([round(x, 4) for x in v]) if isinstance(v, list) else f"{v:.4g}")
@@ -189,6 +211,12 @@ def torch_arange_labels(n: int, num_classes: int):
     import torch
 
     return torch.arange(n) % max(1, num_classes)
+
+
+def torch_full_labels(n: int, index: int):
+    import torch
+
+    return torch.full((n,), index, dtype=torch.long)
 
 
 @app.command()

@@ -44,6 +44,8 @@ class ModelConfig:
     conditional: bool = False  # class-conditional G and D (METHODS §12); needs labelled data (dcgan only)
     cond_mode: str = "projection"  # how a conditional D uses the label: projection | concat (one-hot input maps)
     cond_embed: int = 128  # size of G's label embedding, concatenated to z
+    g_norm: str = "batch"  # norm in the DCGAN generator: batch | mixture (MixtureNorm2d after the 4x4 and 8x8 layers, METHODS §14)
+    mixnorm_k: int = 3  # mixture components of MixtureNorm2d (1 = BatchNorm)
 
 
 @dataclass(frozen=True)
@@ -161,9 +163,24 @@ class MonitorConfig:
     window: int = 50  # iterations over which D saturation and loss oscillation are judged
     diversity_min: float = 0.3  # warn: fixed-z mean pairwise distance below this fraction of the real images'
     saturation: float = 0.05  # warn: window means d_real > 1 - this and d_fake < this
-    oscillation_max: float = 1.0  # warn: std / mean of loss_d or loss_g over the window above this
+    oscillation_max: float = 0.8  # warn: std / mean of loss_d or loss_g over the window above this (a/b alternation: |a-b|/(a+b))
     ndb_cells: int = 10  # k-means cells for the small-sample NDB
     ndb_max: float = 0.6  # warn: NDB / K above this
+
+
+@dataclass(frozen=True)
+class HGANConfig:
+    """HGAN (train.variant=hgan, METHODS §13): a distillation discriminator D_T on a frozen PixelCNN teacher."""
+
+    teacher: str = ""  # teacher file from `fewgan teacher train`; "" = teachers/<data.source stem>.safetensors
+    lambda_t: float = 1.0  # weight of the distillation term: G's adversarial loss against D_T
+    lambda_nll: float = 0.0  # weight of the teacher's (soft-binned, differentiable) NLL of G(z); mode-seeking, off by default
+    dt_width: int = 64  # base channels of D_T (3 stride-2 SN convs: w, 2w, 4w)
+    lr_dt: float = 2e-4  # Adam learning rate of D_T (betas as D's)
+    dt_input: str = "hidden"  # what D_T compares: hidden (teacher's last hidden map of x vs G(z)) | samples (a bank of teacher samples vs G(z))
+    sample_bank: str = ""  # dt_input=samples: .npz of teacher samples (`fewgan teacher sample -o bank.npz -n 10000`)
+    joint_teacher_steps: int = 0  # teacher NLL steps on the real batch per iteration ("joint"); 0 = teacher frozen
+    lr_teacher: float = 1e-4  # Adam learning rate of those teacher steps
 
 
 @dataclass(frozen=True)
@@ -179,6 +196,7 @@ class Config:
     began: BEGANConfig = field(default_factory=BEGANConfig)
     balance: BalanceConfig = field(default_factory=BalanceConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    hgan: HGANConfig = field(default_factory=HGANConfig)
     preset: str = ""  # name of the preset this config started from (informational)
 
 

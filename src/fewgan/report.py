@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import html
+import gzip
 import json
 import math
 import re
@@ -96,10 +97,14 @@ def load_jsonl(path: str | Path) -> list[dict]:
     skipped, and so are lines that are not a JSON object (e.g. the half-written last
     line of a run that is still training)."""
     p = Path(path)
-    if not p.is_file():
+    gz = p.with_name(p.name + ".gz")
+    if not p.is_file() and not gz.is_file():
         return []
+    # finished experiment runs keep a gzipped copy (stats.jsonl.gz) in version control
+    opener = (lambda: open(p, encoding="utf-8", errors="replace")) if p.is_file() else \
+        (lambda: gzip.open(gz, "rt", encoding="utf-8", errors="replace"))
     out: list[dict] = []
-    with open(p, encoding="utf-8", errors="replace") as f:
+    with opener() as f:
         for line in f:
             line = line.strip()
             if not line:

@@ -34,6 +34,33 @@ def generate(pipe: GeneratorPipeline, n: int, seed: int = 0, batch_size: int = 2
     return torch.cat(out)
 
 
+def class_grid(num_classes: int, n: int, max_cols: int = 8) -> tuple[torch.Tensor, int]:
+    """Labels and column count for a class-conditional grid: each row holds one class.
+
+    Up to n images: n // K per class, laid out in rows of at most max_cols, so a class with
+    more samples gets several consecutive rows. With K > n, one image per class for the first n.
+    """
+    if num_classes < 1 or n < 1:
+        raise ValueError(f"class_grid needs num_classes >= 1 and n >= 1, got {num_classes}, {n}")
+    if num_classes > n:
+        return torch.arange(n), min(max_cols, n)
+    per_class = n // num_classes
+    cols = min(max_cols, per_class)
+    per_class = per_class // cols * cols  # whole rows only, so every row is one class
+    return torch.arange(num_classes).repeat_interleave(per_class), cols
+
+
+def class_index(name: str, class_names: list[str]) -> int:
+    """A class given by name (as stored in the checkpoint) or by index -> its index."""
+    if name in class_names:
+        return class_names.index(name)
+    if name.lstrip("-").isdigit() and 0 <= int(name) < len(class_names):
+        return int(name)
+    shown = ", ".join(f"{i}: {c}" for i, c in enumerate(class_names[:30]))
+    more = f", ... ({len(class_names)} classes)" if len(class_names) > 30 else ""
+    raise ValueError(f"unknown class {name!r}; classes of this generator: {shown}{more}")
+
+
 @dataclass
 class LoadedRun:
     cfg: config_mod.Config

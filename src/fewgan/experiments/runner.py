@@ -11,6 +11,7 @@ Layout of an experiment folder:
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import math
 import shutil
@@ -22,7 +23,7 @@ from ..training.checkpoint import atomic_write
 from .executor import EXECUTORS
 from .spec import Job, Spec, load_spec
 
-METRICS = ("fd", "kid", "is", "precision", "recall", "density", "coverage", "near_copy_fraction")
+METRICS = ("fd", "kid", "is", "precision", "recall", "density", "coverage", "near_copy_fraction", "ndb_k", "ndb_js")
 
 
 def run_job(job_and_dir: tuple[Job, Path]) -> dict:
@@ -45,6 +46,9 @@ def run_job(job_and_dir: tuple[Job, Path]) -> dict:
            **{k: last.get(k) for k in METRICS}, "backbone": last.get("backbone"),
            "n_gen": last.get("n_gen"), "n_real": last.get("n_real"),
            "img_per_s": _median_img_s(run_dir)}
+    # a compact copy of the per-step stats that can live in version control (the report reads it)
+    with open(run_dir / "stats.jsonl", "rb") as src, gzip.open(run_dir / "stats.jsonl.gz", "wb") as dst:
+        shutil.copyfileobj(src, dst)
     atomic_write(done, lambda p: p.write_text(json.dumps(row, indent=1)))
     return row
 
@@ -58,7 +62,9 @@ def _last_metrics(run_dir: Path) -> dict | None:
 
 
 def _median_img_s(run_dir: Path) -> float | None:
-    vals = [json.loads(ln).get("img_per_s") for ln in (run_dir / "stats.jsonl").read_text().splitlines() if ln.strip()]
+    from ..report import load_jsonl
+
+    vals = [r.get("img_per_s") for r in load_jsonl(run_dir / "stats.jsonl")]
     vals = [v for v in vals if v]
     return statistics.median(vals) if vals else None
 
@@ -118,11 +124,14 @@ def write_tables(out: Path, spec: Spec | None = None) -> None:
               f"{rows[0]['n_gen']} generated vs {rows[0]['n_real']} real images; "
               f"{rows[0]['step']} iterations per run. FD, KID: lower is better; IS, precision, recall, "
               "density, coverage: higher is better; near-copies: fraction of samples much closer to a "
-              "training image than training images are to each other.", ""]
+              "training image than training images are to each other; NDB/K, NDB JS: mode collapse "
+              "(share of k-means cells whose generated share differs, and the cell-histogram JS "
+              "divergence): lower is better.", ""]
     for data in dict.fromkeys(s["data"] for s in summary):
         lines += [f"## {data}", "",
-                  "| variant | seeds | FD | KID | IS | precision | recall | density | coverage | near-copies | img/s |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| variant | seeds | FD | KID | IS | precision | recall | density | coverage | near-copies "
+                  "| NDB/K | NDB JS | img/s |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for s in (x for x in summary if x["data"] == data):
             cells = [_pm(s, m, 2 if m in ("fd", "is") else 4 if m == "kid" else 3) for m in METRICS]
             cells.append(f"{s['img_per_s_mean']:.0f}" if s["img_per_s_mean"] else "")

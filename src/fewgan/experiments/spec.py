@@ -2,7 +2,7 @@
 
     name: emoji-presets            # folder name under experiments/ by default
     presets: [dcgan, sngan]
-    data: [emoji, {source: ../shared/data/cifar10_1k.npz, resolution: 32}]
+    data: [emoji, {source: ../shared/data/cifar10_1k.npz, resolution: 32, overrides: {latent.fd: 2}}]
     seeds: [0, 1]
     steps: 1000                    # the same budget for every run
     overrides: {train.batch_size: 64}      # applied to every run
@@ -61,7 +61,8 @@ class Spec:
                         values = {**self.overrides, **dict(zip(keys, combo)),
                                   "train.steps": self.steps, "train.seed": seed,
                                   "data.source": str(d["source"]), "log.progress": False,
-                                  **{f"data.{k}": v for k, v in d.items() if k not in ("source", "label")},
+                                  **{f"data.{k}": v for k, v in d.items() if k not in ("source", "label", "overrides")},
+                                  **d.get("overrides", {}),
                                   **{f"eval.{k}": v for k, v in self.eval.items()}}
                         cfg = config_mod.from_dict(_nest(values), cfg, where=f"experiment {self.name}")
                         run = _slug(f"{variant}__{dlabel}__s{seed}")

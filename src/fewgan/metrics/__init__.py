@@ -1,6 +1,6 @@
 """fewgan.metrics: measure honestly.
 
-Pure math on feature arrays (``fd``, ``kid``, ``isc``, ``prdc``, ``memorisation``,
+Pure math on feature arrays (``fd``, ``kid``, ``isc``, ``prdc``, ``ndb``, ``memorisation``,
 ``bootstrap``) is kept separate from feature extraction (``features``), like
 torch-fidelity / clean-fid. Importing this package does not load any network.
 """
@@ -16,6 +16,7 @@ from .memorisation import (
     closest_pairs,
     memorisation_report,
 )
+from .ndb import NDBResult, ndb
 from .prdc import PRDC, prdc
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "mmd2_unbiased", "polynomial_kernel", "kid_from_features",
     "inception_score",
     "PRDC", "prdc",
+    "NDBResult", "ndb",
     "MemorisationReport", "memorisation_report", "closest_pairs", "DEFAULT_NEAR_COPY_THRESHOLD",
     "bootstrap_ci", "bootstrap_fd_ci", "bootstrap_kid_ci",
     "Backbone", "BackboneUnavailable", "get_backbone", "extract", "available_backbones",

@@ -24,6 +24,7 @@ from .features import Backbone, extract, get_backbone
 from .isc import inception_score
 from .kid import kid_from_features
 from .memorisation import closest_pairs, memorisation_report
+from .ndb import ndb, ndb_cells
 from .prdc import prdc
 
 
@@ -38,6 +39,7 @@ class EvalSettings:
     n_boot: int = 50  # bootstrap resamples for the FD / KID intervals (0 = none)
     seed: int = 0  # noise seed for the generated samples and the bootstrap
     batch_size: int = 100
+    ndb_cells: int = 50  # most k-means cells for NDB (fewer for small sets: ~10 real images per cell)
 
 
 def cache_dir() -> Path:
@@ -88,6 +90,8 @@ def metrics_from_features(f_real, f_gen, p_gen, s: EvalSettings) -> tuple[dict, 
         "near_copy_fraction": mem.near_copy_fraction,
         "nn_ratio_median": float(mem.ratio.median()),
     }
+    nd = ndb(f_real, f_gen, k=ndb_cells(n_real, s.ndb_cells), seed=s.seed)  # mode collapse, label-free
+    rec.update(ndb=nd.ndb, ndb_k=nd.ndb_k, ndb_js=nd.js, ndb_cells=nd.k)
     if s.n_boot:
         rec["fd_ci"] = list(bootstrap_fd_ci(f_real, f_gen, n_boot=s.n_boot, seed=s.seed))
         rec["kid_ci"] = list(bootstrap_kid_ci(f_real, f_gen, n_boot=s.n_boot, seed=s.seed,

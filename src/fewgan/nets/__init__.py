@@ -11,6 +11,7 @@ from ..registry import Registry
 from .began import BEGANAutoencoder, BEGANDecoder
 from .conditional import CONDITIONAL_NETWORKS
 from .dcgan import DCGANDiscriminator, DCGANGenerator
+from .mixnorm import generator_norm
 from .mlp import MLPDiscriminator, MLPGenerator
 
 NETWORKS: Registry = Registry("network architecture (model.arch)")
@@ -19,7 +20,8 @@ NETWORKS: Registry = Registry("network architecture (model.arch)")
 @NETWORKS.register("dcgan")
 def _dcgan(cfg, g_in: int, d_channels: int) -> tuple[nn.Module, nn.Module]:
     m, d = cfg.model, cfg.data
-    g = DCGANGenerator(m.nz, d.channels, d.resolution, m.g_width, in_features=g_in)
+    g = DCGANGenerator(m.nz, d.channels, d.resolution, m.g_width, in_features=g_in,
+                       norm=generator_norm(m.g_norm, m.mixnorm_k))
     disc = DCGANDiscriminator(d_channels, d.resolution, m.d_width, spectral_norm=m.spectral_norm)
     return g, disc
 
@@ -50,6 +52,9 @@ def build_networks(cfg, g_in: int | None = None, d_channels: int | None = None,
     """(G, D) for cfg.model.arch; g_in: size of the vector G receives (default model.nz);
     d_channels: channels of D's input (default data.channels); num_classes: labels in the data
     (used by the class-conditional nets that model.conditional=true selects, see conditional.py)."""
+    if cfg.model.g_norm != "batch" and (cfg.model.arch != "dcgan" or cfg.model.conditional):
+        raise ValueError(f"model.g_norm={cfg.model.g_norm!r} is implemented for the unconditional dcgan "
+                         f"generator only (got model.arch={cfg.model.arch!r}, conditional={cfg.model.conditional})")
     if cfg.model.conditional:
         return CONDITIONAL_NETWORKS.get(cfg.model.arch)(cfg, g_in or cfg.model.nz, d_channels or cfg.data.channels,
                                                         num_classes)

@@ -16,20 +16,22 @@ from .layers import dcgan_init, maybe_sn, num_up_stages
 
 class DCGANGenerator(nn.Module):
     def __init__(self, nz: int = 100, channels: int = 3, resolution: int = 32, width: int = 64,
-                 in_features: int | None = None):
+                 in_features: int | None = None, norm=None):
         """nz: latent size; channels: 1 or 3; width: base channels (ngf);
-        in_features: size of the vector G receives if a latent map changes it (default nz)."""
+        in_features: size of the vector G receives if a latent map changes it (default nz);
+        norm: (channels, spatial size) -> norm layer for each hidden map (default BatchNorm2d)."""
         super().__init__()
         n = num_up_stages(resolution)
         self.in_features = in_features or nz
+        norm = norm or (lambda c, size: nn.BatchNorm2d(c))
         ch = width * 2 ** (n - 1)
         layers: list[nn.Module] = [
             nn.ConvTranspose2d(self.in_features, ch, 4, 1, 0, bias=False),
-            nn.BatchNorm2d(ch),
+            norm(ch, 4),
             nn.ReLU(True),
         ]
-        for _ in range(n - 1):
-            layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
+        for s in range(n - 1):
+            layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), norm(ch // 2, 8 * 2 ** s), nn.ReLU(True)]
             ch //= 2
         layers += [nn.ConvTranspose2d(ch, channels, 4, 2, 1, bias=False), nn.Tanh()]
         self.net = nn.Sequential(*layers)

@@ -22,7 +22,7 @@ import torch
 from .. import config as config_mod
 from ..data import ImageData, load_images, to_float
 from ..images import save_grid
-from ..sampling import generate
+from ..sampling import class_grid, generate
 from ..variants import Batch, build_variant
 from . import checkpoint
 from .monitors import build_monitors
@@ -153,8 +153,9 @@ class Trainer:
                 self._load(ck)
         checkpoint.atomic_write(self.run_dir / "config.yaml", lambda p: config_mod.save_yaml(cfg, p))
         self.fixed_noise_seed = t.seed + 7919  # grids use the same latents for the whole run
-        self.fixed_y = (torch.arange(cfg.log.n_fixed) % self.data.num_classes
-                        if self.data.num_classes and self.variant.G.conditional else None)
+        # a conditional G's grids show one class per row (labels fixed for the whole run, like the latents)
+        self.fixed_y, self.grid_cols = (class_grid(self.data.num_classes, cfg.log.n_fixed)
+                                        if self.data.num_classes and self.variant.G.conditional else (None, None))
 
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self) -> Path:
@@ -235,9 +236,11 @@ class Trainer:
         return rec
 
     def write_grid(self, name: str) -> Path:
-        imgs = generate(self.variant.sampler(), self.cfg.log.n_fixed, self.fixed_noise_seed, y=self.fixed_y)
-        scale = max(1, 128 // self.cfg.data.resolution)
-        return save_grid(imgs, self.run_dir / "samples" / f"{name}.png", scale=min(scale, 4))
+        n = self.cfg.log.n_fixed if self.fixed_y is None else len(self.fixed_y)
+        imgs = generate(self.variant.sampler(), n, self.fixed_noise_seed, y=self.fixed_y)
+        # small images are enlarged 2x (nearest) so a grid is readable without growing the repo much
+        scale = 2 if self.cfg.data.resolution <= 32 else 1
+        return save_grid(imgs, self.run_dir / "samples" / f"{name}.png", nrow=self.grid_cols, scale=scale)
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> RunResult:

@@ -26,3 +26,7 @@ class Monitor:
 
 def build_monitors(cfg) -> list[Monitor]:
     return [MONITORS.get(name)(cfg) for name in cfg.log.monitors]
+
+
+# monitors living in their own files register themselves on import (after MONITORS exists)
+from . import collapse  # noqa: E402,F401  ("collapse")

@@ -44,3 +44,7 @@ class FixedSchedule(Schedule):
 
 def build_schedule(cfg) -> Schedule:
     return SCHEDULES.get(cfg.train.schedule)(cfg)
+
+
+# schedules living in their own files register themselves on import (after SCHEDULES exists)
+from . import balance  # noqa: E402,F401  ("autobalance")
