@@ -123,6 +123,33 @@ class Variant:
         for be, b in zip(self.G_ema.buffers(), self.G.buffers()):
             be.copy_(b)  # BN running stats and SN vectors follow G directly
 
+    def generator_update(self, batch: Batch, adversarial) -> tuple[dict[str, float], Tensor]:
+        """One G update: adversarial(fake) + weighted regularizers + the latent's penalty.
+
+        `adversarial` maps G's images to its adversarial loss. D is frozen meanwhile: G's loss
+        needs gradients w.r.t. D's input only, so D's weight gradients are never computed.
+        Returns (stats, the adversarial term) with loss_g = that term alone, so that
+        log(L_G/L_D) keeps its meaning (METHODS §9) whatever regularizers are on.
+        """
+        self.opt_g.zero_grad(set_to_none=True)
+        stats = {}
+        with self.frozen(self.D), self.autocast():
+            fake = self.G(batch.noise, batch.fake_y)
+            adv = adversarial(fake)
+            loss = adv
+            for name, weight, fn in getattr(self, "g_regularizers", ()):
+                term = fn(fake.float(), batch.x)
+                stats[f"reg_{name}"] = term.item()
+                loss = loss + weight * term
+            pen = self.G.latent.penalty()  # e.g. DeLiGAN's sigma regulariser
+            if pen is not None:
+                stats["reg_latent"] = pen.item()
+                loss = loss + pen
+            loss.backward()
+        gn = grad_norm(self.G.parameters())
+        self.opt_g.step()
+        return {"loss_g": adv.item(), "loss_g_total": loss.item(), "grad_norm_g": gn, **stats}, adv
+
     # --- checkpointing: modules and optimisers by name, plus JSON state
     def modules(self) -> dict[str, nn.Module]:
         out = {"G": self.G, "D": self.D}

@@ -144,26 +144,9 @@ class BEGAN(Variant):
         return {"loss_d": loss.item(), "l_real": l_real.item(), "l_fake_d": l_fake.item(), "grad_norm_d": gn}
 
     def g_step(self, batch: Batch) -> dict[str, float]:
-        self.opt_g.zero_grad(set_to_none=True)
-        stats = {}
-        # L_G needs gradients w.r.t. D's input only; freezing D skips its weight gradients
-        with self.frozen(self.D), self.autocast():
-            fake = self.G(batch.noise)
-            adv = self.L(fake)
-            loss = adv
-            for name, weight, fn in self.g_regularizers:
-                term = fn(fake.float(), batch.x)
-                stats[f"reg_{name}"] = term.item()
-                loss = loss + weight * term
-            pen = self.G.latent.penalty()  # e.g. DeLiGAN's sigma regulariser
-            if pen is not None:
-                stats["reg_latent"] = pen.item()
-                loss = loss + pen
-            loss.backward()
-        gn = grad_norm(self.G.parameters())
-        self.opt_g.step()
+        stats, adv = self.generator_update(batch, self.L)  # L_G = L(G(z_G))
         self._l_fake_g.append(adv.item())
-        return {"loss_g": adv.item(), "loss_g_total": loss.item(), "grad_norm_g": gn, **stats}
+        return stats
 
     def end_iteration(self, step: int, stats: dict[str, float]) -> dict[str, float]:
         out = super().end_iteration(step, stats)  # EMA of G

@@ -62,23 +62,6 @@ class StandardGAN(Variant):
         }
 
     def g_step(self, batch: Batch) -> dict[str, float]:
-        self.opt_g.zero_grad(set_to_none=True)
-        # G's loss needs gradients w.r.t. D's input only; freezing D skips its weight gradients
-        stats = {}
-        with self.frozen(self.D), self.autocast():
-            fake = self.G(batch.noise, batch.fake_y)
-            adv = losses.g_loss(self.cfg.loss.kind, self.disc(fake, batch.fake_y))
-            loss = adv
-            for name, weight, fn in self.g_regularizers:
-                term = fn(fake.float(), batch.x)
-                stats[f"reg_{name}"] = term.item()
-                loss = loss + weight * term
-            pen = self.G.latent.penalty()  # e.g. DeLiGAN's sigma regulariser
-            if pen is not None:
-                stats["reg_latent"] = pen.item()
-                loss = loss + pen
-            loss.backward()
-        gn = grad_norm(self.G.parameters())
-        self.opt_g.step()
-        # loss_g is the adversarial term alone, so log(L_G/L_D) keeps its meaning (METHODS §9)
-        return {"loss_g": adv.item(), "loss_g_total": loss.item(), "grad_norm_g": gn, **stats}
+        kind = self.cfg.loss.kind
+        stats, _ = self.generator_update(batch, lambda fake: losses.g_loss(kind, self.disc(fake, batch.fake_y)))
+        return stats
