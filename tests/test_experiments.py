@@ -68,3 +68,9 @@ def test_changed_spec_is_refused(tmp_path, tiny_npz, monkeypatch):
     spec.write_text(spec.read_text().replace("steps: 2", "steps: 3"))
     with pytest.raises(ConfigError, match="different spec"):
         run_experiment(spec, tmp_path / "exp", log=lambda *a: None)
+
+
+def test_seed_major_order(tmp_path, tiny_npz):
+    spec = load_spec(_spec(tmp_path, tiny_npz, seed_major=True))
+    assert [j.seed for j in spec.jobs()] == [0, 0, 1, 1]
+    assert [j.variant for j in spec.jobs()] == ["dcgan", "sngan", "dcgan", "sngan"]

@@ -8,6 +8,7 @@
     overrides: {train.batch_size: 64}      # applied to every run
     grid: {train.fast: [false, true]}      # each combination is a variant of each preset
     eval: {n: 1000, every: 250, backbone: effnet-lite0}
+    seed_major: true               # optional: all variants' first seed before any second seed
 
 Unknown keys are errors naming the key, as in run configs.
 """
@@ -22,7 +23,7 @@ from pathlib import Path
 from .. import config as config_mod
 from ..config import ConfigError
 
-_KEYS = {"name", "presets", "data", "seeds", "steps", "overrides", "grid", "eval", "description"}
+_KEYS = {"name", "presets", "data", "seeds", "steps", "overrides", "grid", "eval", "description", "seed_major"}
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class Spec:
     grid: dict = field(default_factory=dict)
     eval: dict = field(default_factory=dict)
     description: str = ""
+    seed_major: bool = False  # run every variant's seed 0 before any seed 1, so a partial grid is balanced
 
     def jobs(self) -> list[Job]:
         out = []
@@ -67,6 +69,8 @@ class Spec:
                         cfg = config_mod.from_dict(_nest(values), cfg, where=f"experiment {self.name}")
                         run = _slug(f"{variant}__{dlabel}__s{seed}")
                         out.append(Job(run, variant, dlabel, seed, cfg))
+        if self.seed_major:
+            out.sort(key=lambda j: self.seeds.index(j.seed))  # stable: data / preset order kept within a seed
         return out
 
 
@@ -110,7 +114,8 @@ def load_spec(path: str | Path) -> Spec:
     ev = d.get("eval") or {}
     spec = Spec(name=str(d.get("name") or path.stem), presets=_as_list(d["presets"], "presets", path),
                 data=data, seeds=[int(s) for s in _as_list(d["seeds"], "seeds", path)], steps=int(d["steps"]),
-                overrides=d.get("overrides") or {}, grid=grid, eval=ev, description=str(d.get("description", "")))
+                overrides=d.get("overrides") or {}, grid=grid, eval=ev, description=str(d.get("description", "")),
+                seed_major=bool(d.get("seed_major", False)))
     spec.jobs()  # validates every preset, key and type now, not halfway through a long grid
     return spec
 
