@@ -188,3 +188,14 @@ def test_song_presets_load():
     assert config_mod.load_preset("dcgan-cft").latent.kind == "cft"
     assert config_mod.load_preset("dcgan-mr").latent.mean_rescale
     assert config_mod.load_preset("dcgan-edge").reg.edge_weight == 1.0
+
+
+def test_train_for_search_collects_evidence(tiny_npz, tmp_path):
+    from fewgan.fdsearch import train_for_search
+
+    base = tiny_config(tiny_npz, **{"latent.kind": "cft"})
+    ev = train_for_search(base, fd=2, seed=0, epochs=3, window_start=2, out_dir=tmp_path)
+    assert len(ev.epoch_ld) == 3 and len(ev.epoch_lg) == 3 and len(ev.diversity_ratio) == 2
+    assert all(r > 0 for r in ev.diversity_ratio) and not ev.nonfinite
+    again = train_for_search(base, fd=2, seed=0, epochs=3, window_start=2, out_dir=tmp_path)
+    assert again.epoch_ld == ev.epoch_ld  # a finished (FD, seed) is read back, not retrained

@@ -146,7 +146,7 @@ def train_for_search(base: config_mod.Config, fd: int, seed: int, epochs: int, w
             stats_f.write(json.dumps(r) + "\n")
         ld.append(statistics.fmean(r["loss_d"] for r in recs))
         lg.append(statistics.fmean(r["loss_g"] for r in recs))
-        if not all(math.isfinite(p).all() for p in tr.variant.G.parameters()):
+        if not all(bool(torch.isfinite(p).all()) for p in tr.variant.G.parameters()):
             nonfinite = True
             break
         if epoch >= window_start:
