@@ -211,3 +211,16 @@ def test_sigint_checkpoints_and_stops(tiny_npz, tmp_path):
     res = tr.run()
     assert res.interrupted and res.step == 3
     assert checkpoint.latest_checkpoint(tmp_path / "run").name == "ckpt_00000003.safetensors"
+
+
+def test_tensorboard_scalars_and_images(tiny_npz, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = tiny_config(tiny_npz, **{"train.steps": 2, "log.tensorboard": True, "log.sample_every": 2})
+    train(cfg, tmp_path / "run")
+    acc = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    acc.Reload()
+    assert {"loss_d", "loss_g", "log_ratio"} <= set(acc.Tags()["scalars"])
+    assert len(acc.Scalars("loss_d")) == 2
+    assert "samples" in acc.Tags()["images"]
