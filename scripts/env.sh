@@ -8,7 +8,6 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 . .venv/bin/activate
-python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 python -c "import torch" 2>/dev/null || python -m pip install -q "torch==2.13.0" 2>&1 | grep -v "^WARNING: Location" || true
 # EXTRAS: optional dependency groups to add (test.sh: dev); none for the main job
 target="."; [ -n "${EXTRAS:-}" ] && target=".[${EXTRAS}]"
