@@ -35,3 +35,21 @@ def tiny_config(source, **overrides) -> config_mod.Config:
         section, name = key.split(".")
         base.setdefault(section, {})[name] = value
     return config_mod.from_dict(base)
+
+
+def assert_resume_exact(make_cfg, tmp_path, steps: int = 6):
+    """Train `steps` iterations straight through, and half of them then resumed to `steps`;
+    assert every module's state is bit-identical. make_cfg(steps) -> Config. Returns (a, b)."""
+    from fewgan.training.loop import Trainer, train
+
+    a = Trainer(make_cfg(steps), tmp_path / "a")
+    a.run()
+    train(make_cfg(steps // 2), tmp_path / "b")
+    b = Trainer(make_cfg(steps), tmp_path / "b", resume=True)
+    assert b.step == steps // 2
+    b.run()
+    for name, m in a.variant.modules().items():
+        sa, sb = m.state_dict(), b.variant.modules()[name].state_dict()
+        for k in sa:
+            assert torch.equal(sa[k], sb[k]), (name, k)
+    return a, b

@@ -24,7 +24,7 @@ from fewgan.sampling import class_grid, class_index
 from fewgan.training.balance import AutoBalanceSchedule, decide, ema_update, signal_value
 from fewgan.training.collapse import (CollapseMonitor, coefficient_of_variation, mean_pairwise_distance,
                                       pixel_features)
-from fewgan.training.loop import Trainer, train
+from fewgan.training.loop import Trainer
 
 runner = CliRunner()
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
@@ -441,17 +441,9 @@ def _lines(run):
 
 
 def test_resume_equals_uninterrupted_with_autobalance_and_monitor(tiny_npz, tmp_path):
-    full = tiny_config(tiny_npz, **{"train.steps": 6, **RESUME_OPTS})
-    a = Trainer(full, tmp_path / "a")
-    a.run()
-    train(tiny_config(tiny_npz, **{"train.steps": 3, **RESUME_OPTS}), tmp_path / "b")
-    b = Trainer(full, tmp_path / "b", resume=True)
-    assert b.step == 3
-    b.run()
-    for name, m in a.variant.modules().items():
-        sa, sb = m.state_dict(), b.variant.modules()[name].state_dict()
-        for k in sa:
-            assert torch.equal(sa[k], sb[k]), (name, k)
+    from conftest import assert_resume_exact
+
+    assert_resume_exact(lambda n: tiny_config(tiny_npz, **{"train.steps": n, **RESUME_OPTS}), tmp_path)
     la, lb = _lines(tmp_path / "a"), _lines(tmp_path / "b")
     assert la == lb
     assert [l["g_updates"] for l in la] == [1, 1, 2, 2, 3, 3]  # the controller acted: D far ahead of the band

@@ -211,17 +211,9 @@ def test_resume_equals_uninterrupted(tiny_npz, tmp_path):
     # a fast controller and a decay that fires every 2 iterations, so the resumed state matters
     opts = {"began.lambda_k": 0.5, "began.lr_decay_patience": 2, "began.lr_decay_min_rel": 0.9,
             "began.skip": "add", "train.g_steps": 2}
-    full = began_config(tiny_npz, **{"train.steps": 6, **opts})
-    a = Trainer(full, tmp_path / "a")
-    a.run()
-    train(began_config(tiny_npz, **{"train.steps": 3, **opts}), tmp_path / "b")
-    b = Trainer(full, tmp_path / "b", resume=True)
-    assert b.step == 3
-    b.run()
-    for name, m in a.variant.modules().items():
-        sa, sb = m.state_dict(), b.variant.modules()[name].state_dict()
-        for k in sa:
-            assert torch.equal(sa[k], sb[k]), (name, k)
+    from conftest import assert_resume_exact
+
+    a, b = assert_resume_exact(lambda n: began_config(tiny_npz, **{"train.steps": n, **opts}), tmp_path)
     assert a.variant.extra_state() == b.variant.extra_state()
 
     def series(run, key):

@@ -1,4 +1,3 @@
-import copy
 import json
 import math
 
@@ -124,18 +123,9 @@ def test_existing_run_is_never_overwritten(tiny_npz, tmp_path):
 @pytest.mark.parametrize("opts", [{}, {"model.arch": "mlp", "train.ema": 0.5, "loss.smooth": "onesided_uniform",
                                        "loss.flip_p": 0.3, "train.g_steps": 2}, {"model.spectral_norm": True}])
 def test_resume_equals_uninterrupted(tiny_npz, tmp_path, opts):
-    full = tiny_config(tiny_npz, **{"train.steps": 6, **opts})
-    a = Trainer(full, tmp_path / "a")
-    a.run()
-    half = tiny_config(tiny_npz, **{"train.steps": 3, **opts})
-    train(half, tmp_path / "b")
-    b = Trainer(full, tmp_path / "b", resume=True)
-    assert b.step == 3
-    b.run()
-    for name, m in a.variant.modules().items():
-        sa, sb = m.state_dict(), b.variant.modules()[name].state_dict()
-        for k in sa:
-            assert torch.equal(sa[k], sb[k]), (name, k)
+    from conftest import assert_resume_exact
+
+    assert_resume_exact(lambda n: tiny_config(tiny_npz, **{"train.steps": n, **opts}), tmp_path)
     la = [json.loads(l)["loss_d"] for l in (tmp_path / "a" / "stats.jsonl").read_text().splitlines()]
     lb = [json.loads(l)["loss_d"] for l in (tmp_path / "b" / "stats.jsonl").read_text().splitlines()]
     assert la == lb
