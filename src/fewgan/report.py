@@ -92,6 +92,14 @@ ul.warnings li{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.85em
 # ============================================================================ small helpers
 
 
+def _style_step_axes(ax, ylabel: str) -> None:
+    """The common finish of a curve-against-step plot: labels, legend, light grid."""
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    ax.legend(loc="best", fontsize=8)
+    ax.grid(alpha=0.3)
+
+
 def load_jsonl(path: str | Path) -> list[dict]:
     """Records of a JSON-lines file. Tolerant: a missing file gives [], blank lines are
     skipped, and so are lines that are not a JSON object (e.g. the half-written last
@@ -509,10 +517,7 @@ def _stats_section(doc: _Doc, files: _Files, stats: list[dict]) -> None:
         fig, ax = plt.subplots(figsize=(8, 3.6))
         _raw_and_smooth(ax, x, ld, "loss_d (L_D)", "tab:blue", w)
         _raw_and_smooth(ax, x, lg, "loss_g (L_G)", "tab:orange", w)
-        ax.set_xlabel("step")
-        ax.set_ylabel("loss")
-        ax.legend(loc="best", fontsize=8)
-        ax.grid(alpha=0.3)
+        _style_step_axes(ax, "loss")
         doc.figure(files.save(fig, "fig_losses"), f"Discriminator and generator losses vs step ({smooth_note}).")
     else:
         doc.nodata("no loss values logged yet")
@@ -530,10 +535,7 @@ def _stats_section(doc: _Doc, files: _Files, stats: list[dict]) -> None:
             ax.plot([p[1] for p in ep], [p[2] for p in ep], "o-", color="tab:purple", markersize=4,
                     label="per epoch: log(mean L_G / mean L_D)")
         ax.axhline(0.0, color="k", linestyle="--", linewidth=1, label="ideal 0 (L_G = L_D)")
-        ax.set_xlabel("step")
-        ax.set_ylabel("log(L_G / L_D)")
-        ax.legend(loc="best", fontsize=8)
-        ax.grid(alpha=0.3)
+        _style_step_axes(ax, "log(L_G / L_D)")
         doc.figure(files.save(fig, "fig_log_ratio"),
                    "Balance of the two players: log(L_G / L_D) per iteration (faint) and per epoch "
                    "(points at each epoch's last step; r_e = log(mean L_G over the epoch / mean L_D over the epoch)). "
@@ -549,10 +551,7 @@ def _stats_section(doc: _Doc, files: _Files, stats: list[dict]) -> None:
         fig, ax = plt.subplots(figsize=(8, 3.6))
         _raw_and_smooth(ax, x, dr, "d_real", "tab:green", w)
         _raw_and_smooth(ax, x, df, "d_fake", "tab:red", w)
-        ax.set_xlabel("step")
-        ax.set_ylabel("D output")
-        ax.legend(loc="best", fontsize=8)
-        ax.grid(alpha=0.3)
+        _style_step_axes(ax, "D output")
         doc.figure(files.save(fig, "fig_d_outputs"),
                    f"Discriminator outputs on real (d_real) and generated (d_fake) batches ({smooth_note}).")
 
@@ -581,10 +580,7 @@ def _stats_section(doc: _Doc, files: _Files, stats: list[dict]) -> None:
         fig, ax = plt.subplots(figsize=(8, 3))
         for k, c in (("lr_g", "tab:orange"), ("lr_d", "tab:blue")):
             _line(ax, x, lrs[k], label=k, color=c)
-        ax.set_xlabel("step")
-        ax.set_ylabel("learning rate")
-        ax.legend(loc="best", fontsize=8)
-        ax.grid(alpha=0.3)
+        _style_step_axes(ax, "learning rate")
         doc.figure(files.save(fig, "fig_lr"), "Learning rates vs step.")
     else:
         const = [f"{k} = {_fmt(float(v[np.isfinite(v)][0]))}" for k, v in lrs.items() if _has(v)]
