@@ -494,3 +494,27 @@ def test_experiment_specs_load():
     d = load_spec(EXPERIMENTS / "dog-tricks.yaml")
     assert len(d.jobs()) == 6 * 2 * 3 and d.steps >= 1500
     assert {j.cfg.train.batch_size for j in d.jobs()} == {64}
+
+
+# ============================================================================ equal-compute budget
+
+
+def test_max_updates_stops_once_the_update_budget_is_spent(tiny_npz, tmp_path):
+    # 1 D + 3 G updates per iteration: 4, 8, 12 updates after iterations 1, 2, 3; a budget of 10
+    # ends the run after iteration 3 (checked between iterations), long before train.steps = 50
+    cfg = tiny_config(tiny_npz, **{"train.steps": 50, "train.g_steps": 3, "train.max_updates": 10})
+    res = Trainer(cfg, tmp_path / "r").run()
+    assert res.step == 3 and not res.interrupted
+    rows = [json.loads(line) for line in (tmp_path / "r" / "stats.jsonl").read_text().splitlines()]
+    assert [r["updates"] for r in rows] == [4, 8, 12]
+    # the count travels in the checkpoint: a resumed run with a larger budget continues from 12
+    more = tiny_config(tiny_npz, **{"train.steps": 50, "train.g_steps": 3, "train.max_updates": 20})
+    t = Trainer(more, tmp_path / "r", resume=True)
+    assert t.updates == 12
+    assert t.run().step == 5
+
+
+def test_max_updates_zero_means_no_limit_and_negative_is_refused(tiny_npz, tmp_path):
+    assert Trainer(tiny_config(tiny_npz, **{"train.steps": 3}), tmp_path / "a").run().step == 3
+    with pytest.raises(ValueError, match="train.max_updates"):
+        Trainer(tiny_config(tiny_npz, **{"train.max_updates": -1}), tmp_path / "b")

@@ -29,7 +29,7 @@ console = Console(stderr=True, soft_wrap=True)  # soft wrap: paths in errors sta
 
 _EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
 # what may change when a run is resumed without breaking exact continuation
-_RESUME_MUTABLE = ("train.steps", "log.")
+_RESUME_MUTABLE = ("train.steps", "train.max_updates", "log.")
 
 
 def _fail(msg: str, code: int = 2) -> None:
@@ -75,7 +75,7 @@ def train(
             for o in changes:
                 key = o[2:].split("=", 1)[0]
                 if not key.startswith(_RESUME_MUTABLE):
-                    _fail(f"cannot change {key} when resuming (only train.steps and log.* may change); "
+                    _fail(f"cannot change {key} when resuming (only train.steps, train.max_updates and log.* may change); "
                           "start a new run instead")
             base = config_mod.from_dict(config_mod.load_yaml(cfg_path), where=str(cfg_path))
             cfg = config_mod.apply_overrides(base, changes)

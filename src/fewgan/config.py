@@ -86,6 +86,7 @@ class TrainConfig:
     variant: str = "standard"  # GAN family's train-step logic (see fewgan.variants)
     schedule: str = "fixed"  # how many D / G updates each iteration gets (fewgan.training.schedule)
     steps: int = 2000  # iterations; each does d_steps D updates then g_steps G updates
+    max_updates: int = 0  # also stop once this many D + G updates are done (0 = no limit): an equal-compute budget
     batch_size: int = 64
     d_steps: int = 1  # D updates per iteration
     g_steps: int = 1  # G updates per iteration (the g_advantage ratio when d_steps = 1)

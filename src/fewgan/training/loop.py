@@ -131,6 +131,8 @@ class Trainer:
                  data: ImageData | None = None):
         self.cfg, self.run_dir, self.resume = cfg, Path(run_dir), resume
         t = cfg.train
+        if t.max_updates < 0:
+            raise ValueError(f"train.max_updates must be >= 0 (0 = no limit), got {t.max_updates}")
         if not resume and self.run_dir.exists() and any(self.run_dir.iterdir()):
             raise RunExistsError(
                 f"{self.run_dir} already holds a run; use --resume to continue it or choose another --out")
@@ -147,6 +149,7 @@ class Trainer:
         self.monitors = build_monitors(cfg)
         self.step = 0
         self.d_batches = 0  # real batches consumed by D so far: position in the epoch order
+        self.updates = 0  # D + G network updates so far (the budget train.max_updates counts)
         if resume:
             ck = checkpoint.latest_checkpoint(self.run_dir)
             if ck is not None:
@@ -162,6 +165,7 @@ class Trainer:
         meta = {
             "step": self.step,
             "d_batches": self.d_batches,
+            "updates": self.updates,
             "config": config_mod.to_dict(self.cfg),
             "num_classes": self.data.num_classes,
             "class_names": self.data.class_names,
@@ -191,6 +195,7 @@ class Trainer:
         torch.set_rng_state(tensors["extra/torch_rng"])
         self.step = int(meta["step"])
         self.d_batches = int(meta["d_batches"])
+        self.updates = int(meta.get("updates", 0))
 
     # ------------------------------------------------------------------ one iteration
     def _real_batch(self, k: int, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -226,6 +231,8 @@ class Trainer:
         rec.update(v.end_iteration(self.step, rec))
         rec.update(self.schedule.update(self.step, rec), d_updates=n_d, g_updates=n_g)
         self.step += 1
+        self.updates += n_d + n_g
+        rec["updates"] = self.updates
         dt = time.perf_counter() - t0
         ld, lg = rec.get("loss_d"), rec.get("loss_g")
         rec["log_ratio"] = math.log(lg / ld) if ld and lg and ld > 0 and lg > 0 else None
@@ -254,7 +261,7 @@ class Trainer:
         stop = _StopFlag()
         try:
             with stop, open(stats_path, "a") as stats:
-                while self.step < t.steps and not stop.set:
+                while self.step < t.steps and not self.budget_spent() and not stop.set:
                     rec = self.iteration()
                     stats.write(json.dumps(rec) + "\n")
                     if self.step % 50 == 0:
@@ -277,7 +284,8 @@ class Trainer:
                         m = self.evaluate()
                         prog.log(f"step {self.step}: FD {m['fd']:.2f}  KID {m['kid']:.4f}  IS {m['is']:.2f}  "
                                  f"recall {m['recall']:.2f}  near-copies {m['near_copy_fraction']:.1%} ({m['backbone']})")
-                    if lg.ckpt_every and self.step % lg.ckpt_every == 0 and self.step < t.steps:
+                    if (lg.ckpt_every and self.step % lg.ckpt_every == 0 and self.step < t.steps
+                            and not self.budget_spent()):
                         self.save_checkpoint()
         finally:
             prog.close()
@@ -290,6 +298,10 @@ class Trainer:
         self.write_grid("final" if not interrupted else f"step_{self.step:08d}")
         prog.log(f"checkpoint: {path}")
         return RunResult(self.run_dir, self.step, interrupted, rec)
+
+    def budget_spent(self) -> bool:
+        """train.max_updates > 0 and that many D + G updates are done (checked between iterations)."""
+        return 0 < self.cfg.train.max_updates <= self.updates
 
     def evaluate(self) -> dict:
         """Metrics of the sampling generator at the current step (appended to metrics.jsonl)."""

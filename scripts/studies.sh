@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Every reproduction study, in the order we run them (cheapest-to-finish issue first).
+# Each command is resumable: rerunning skips finished runs (done.json) and resumes an
+# interrupted one from its last checkpoint, so this script can be stopped and restarted freely.
+# Two cores: the studies run one after another, never side by side.
+#   bash scripts/studies.sh            # all of them, in order
+#   bash scripts/studies.sh ablation   # only the named ones (names: see STUDIES below)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh  # .venv with fewgan installed
+F=(fewgan)
+declare -A STUDIES=(
+  [table1]="experiment experiments/song2023-table1.yaml --out results/song2023/table1"
+  [collapse]="experiment experiments/collapse-demo.yaml --out results/balance/collapse-demo"
+  [ablation]="experiment experiments/song2023-ablation.yaml --out results/song2023/ablation"
+  [weaver]="experiment experiments/weaver-gadv.yaml --out results/balance/weaver"
+  [weaver50]="experiment experiments/weaver-gadv50.yaml --out results/balance/weaver50"
+  [dog]="experiment experiments/dog-tricks.yaml --out results/balance/dog-tricks"
+  [mixnorm]="experiment experiments/mixnorm-compare.yaml --out results/hgan/mixnorm"
+  [hgan]="experiment experiments/hgan-compare.yaml --out results/hgan/compare"
+  [yin]="experiment experiments/yin2020-compare.yaml --out results/yin2020/compare"
+  [gamma]="experiment experiments/yin2020-gamma.yaml --out results/yin2020/gamma"
+)
+ORDER=(table1 collapse ablation weaver weaver50 dog mixnorm hgan yin gamma)
+[ $# -gt 0 ] && ORDER=("$@")
+for s in "${ORDER[@]}"; do
+  [ -n "${STUDIES[$s]:-}" ] || { echo "unknown study '$s'; known: ${!STUDIES[*]}" >&2; exit 2; }
+  case $s in weaver*) [ -f experiments/data/afhq_cat192_64.npz ] || python scripts/make_cat192.py ;; esac
+  echo "== $s: fewgan ${STUDIES[$s]}  ($(date -u +%H:%M))"
+  # shellcheck disable=SC2086
+  "${F[@]}" ${STUDIES[$s]}
+done
