@@ -16,11 +16,14 @@ from fewgan.metrics import (
     feature_stats,
     frechet_distance,
     inception_score,
+    kernel_matrices,
     kid_from_features,
+    kid_from_kernels,
     memorisation_report,
     mmd2_unbiased,
     prdc,
 )
+from fewgan.metrics.fd import fd_low_rank, fd_low_rank_weighted
 
 
 def _random_orthogonal(d: int, rng: np.random.Generator) -> np.ndarray:
@@ -428,3 +431,65 @@ def test_low_rank_fd_equals_sqrtm_fd():
     m2, s2 = feature_stats(b)
     assert fd_low_rank(a, b) == pytest.approx(frechet_distance(m1, s1, m2, s2), rel=1e-5)
     assert abs(fd_low_rank(a, a)) < 1e-8
+
+
+# ----------------------------------------------------------------------------- fast paths equal the plain recipes
+
+
+def _few_many(seed: int, n_a: int = 60, n_b: int = 50, d: int = 80):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n_a, d)), rng.normal(0.3, 1.2, size=(n_b, d))
+
+
+def test_kid_from_kernels_equals_recomputing_the_kernel_per_subset():
+    a, b = _few_many(0)
+    g = torch.Generator().manual_seed(5)
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    ref = []
+    for _ in range(7):  # the subset recipe of torch-fidelity, kernel recomputed on every subset
+        ia = torch.randperm(len(a), generator=g)[:30]
+        ib = torch.randperm(len(b), generator=g)[:30]
+        ref.append(mmd2_unbiased(ta[ia], tb[ib]))
+    mean, std = kid_from_features(a, b, n_subsets=7, subset_size=30, seed=5)
+    assert mean == pytest.approx(np.mean(ref), rel=1e-10, abs=1e-14)
+    assert std == pytest.approx(np.std(ref), rel=1e-8, abs=1e-14)
+
+
+def test_kid_subsets_of_a_resample_index_the_kernels_with_repeats():
+    a, b = _few_many(1)
+    rows_a, rows_b = torch.tensor([0, 0, 3, 5, 5, 5, 9, 2]), torch.tensor([1, 4, 4, 7, 8, 8])
+    kernels = kernel_matrices(a, b)
+    fast = kid_from_kernels(*kernels, n_subsets=4, subset_size=5, seed=2, rows_a=rows_a, rows_b=rows_b)
+    slow = kid_from_features(a[rows_a.numpy()], b[rows_b.numpy()], n_subsets=4, subset_size=5, seed=2)
+    assert fast == pytest.approx(slow, rel=1e-10, abs=1e-14)
+
+
+def test_fd_low_rank_weighted_equals_fd_of_the_copied_resample():
+    a, b = _few_many(2)
+    rng = np.random.default_rng(0)
+    ia, ib = rng.integers(0, len(a), len(a)), rng.integers(0, len(b), len(b))
+    wa, wb = np.bincount(ia, minlength=len(a)), np.bincount(ib, minlength=len(b))
+    assert fd_low_rank_weighted(a, wa, b, wb) == pytest.approx(fd_low_rank(a[ia], b[ib]), rel=1e-10)
+    assert fd_low_rank_weighted(a, np.ones(len(a)), b, np.ones(len(b))) == pytest.approx(fd_low_rank(a, b), rel=1e-12)
+    with pytest.raises(ValueError, match="non-negative counts"):
+        fd_low_rank_weighted(a, -np.ones(len(a)), b, np.ones(len(b)))
+
+
+@pytest.mark.parametrize("method", ["recentered", "percentile", "basic"])
+def test_fast_bootstrap_intervals_equal_the_plain_resample_and_recompute(method):
+    import itertools
+
+    a, b = _few_many(3)  # fewer samples than dimensions: the low-rank FD route
+    fd_fast = bootstrap_fd_ci(a, b, n_boot=20, seed=4, method=method)
+    fd_slow = bootstrap_ci(fd_from_features, a, b, n_boot=20, seed=4, method=method)
+    assert fd_fast == pytest.approx(fd_slow, rel=1e-9)
+
+    calls = itertools.count(1)  # the plain KID bootstrap: copy each resample, recompute kernels
+
+    def kid_stat(x, y):
+        return kid_from_features(x, y, n_subsets=6, subset_size=40, seed=4 * 1_000_003 + next(calls))[0]
+
+    theta = kid_from_features(a, b, n_subsets=6, subset_size=40, seed=4)[0]
+    kid_slow = bootstrap_ci(kid_stat, a, b, n_boot=20, seed=4, method=method, theta=theta)
+    kid_fast = bootstrap_kid_ci(a, b, n_boot=20, seed=4, n_subsets=6, subset_size=40, method=method)
+    assert kid_fast == pytest.approx(kid_slow, rel=1e-9, abs=1e-14)

@@ -9,7 +9,7 @@ from .bootstrap import bootstrap_ci, bootstrap_fd_ci, bootstrap_kid_ci
 from .fd import fd_from_features, feature_stats, frechet_distance
 from .features import Backbone, BackboneUnavailable, available_backbones, extract, get_backbone
 from .isc import inception_score
-from .kid import kid_from_features, mmd2_unbiased, polynomial_kernel
+from .kid import kernel_matrices, kid_from_features, kid_from_kernels, mmd2_unbiased, polynomial_kernel
 from .memorisation import (
     DEFAULT_NEAR_COPY_THRESHOLD,
     MemorisationReport,
@@ -21,7 +21,7 @@ from .prdc import PRDC, prdc
 
 __all__ = [
     "frechet_distance", "feature_stats", "fd_from_features",
-    "mmd2_unbiased", "polynomial_kernel", "kid_from_features",
+    "mmd2_unbiased", "polynomial_kernel", "kid_from_features", "kernel_matrices", "kid_from_kernels",
     "inception_score",
     "PRDC", "prdc",
     "NDBResult", "ndb",

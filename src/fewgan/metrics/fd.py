@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from scipy import linalg
 
-__all__ = ["frechet_distance", "feature_stats", "fd_from_features", "as_float64_2d"]
+__all__ = ["frechet_distance", "feature_stats", "fd_from_features", "fd_low_rank", "fd_low_rank_weighted",
+           "as_float64_2d"]
 
 
 def as_float64_2d(feats, name: str = "features") -> np.ndarray:
@@ -137,6 +138,33 @@ def fd_low_rank(a: np.ndarray, b: np.ndarray) -> float:
     mu1, mu2 = a.mean(0), b.mean(0)
     A = (a - mu1) / np.sqrt(len(a) - 1)
     B = (b - mu2) / np.sqrt(len(b) - 1)
+    nuclear = np.linalg.svd(A @ B.T, compute_uv=False).sum()
+    diff = mu1 - mu2
+    return float(diff @ diff + (A * A).sum() + (B * B).sum() - 2.0 * nuclear)
+
+
+def fd_low_rank_weighted(a: np.ndarray, wa, b: np.ndarray, wb) -> float:
+    """``fd_low_rank`` of the sets in which row i of ``a`` appears ``wa[i]`` times (and likewise b).
+
+    A row repeated c times contributes c (x - mu)(x - mu)^T to the scatter, exactly what one row
+    scaled by sqrt(c) contributes, and a scaled row leaves the singular values' sum unchanged; so
+    a bootstrap resample (~63 % distinct rows) needs an SVD of only its distinct rows.
+    ``wa``, ``wb``: non-negative integer counts; n = sum of the counts (>= 2 each).
+    """
+    def centred(x, w):
+        w = np.asarray(w, dtype=np.float64)
+        if w.shape != (len(x),) or (w < 0).any():
+            raise ValueError(f"weights must be {len(x)} non-negative counts, got shape {w.shape}")
+        n = w.sum()
+        if n < 2:
+            raise ValueError(f"need a total count of at least 2, got {n}")
+        keep = w > 0
+        x, w = x[keep], w[keep]
+        mu = w @ x / n
+        return mu, (x - mu) * np.sqrt(w / (n - 1))[:, None]
+
+    mu1, A = centred(as_float64_2d(a, "f_real"), wa)
+    mu2, B = centred(as_float64_2d(b, "f_fake"), wb)
     nuclear = np.linalg.svd(A @ B.T, compute_uv=False).sum()
     diff = mu1 - mu2
     return float(diff @ diff + (A * A).sum() + (B * B).sum() - 2.0 * nuclear)
