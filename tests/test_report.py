@@ -228,3 +228,13 @@ def test_experiment_report(tmp_path):
         assert f"(runs/{row['run']}/report.md)" in md
         _check_links(sub)
         assert "../../index.html" in sub.read_text()
+
+
+def test_warning_summary_gives_first_step_and_count_per_signal():
+    from fewgan.report import warning_summary
+
+    stats = [{"step": 1}, {"step": 300, "warnings": ["ndb fired at step 300: NDB/K 0.80 on 128 samples (> 0.6)"]},
+             {"step": 301}, {"step": 600, "warnings": ["ndb fired at step 600: NDB/K 0.9", "saturation fired at step 600: x"]},
+             {"step": 700, "warnings": "something else"}]
+    assert warning_summary(stats) == {"ndb": (300, 2), "saturation": (600, 1), "something else": (700, 1)}
+    assert warning_summary([{"step": 1}]) == {}

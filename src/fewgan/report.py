@@ -637,6 +637,38 @@ def _warnings_section(doc: _Doc, stats: list[dict]) -> None:
         doc.bullets(items, cls="warnings")
 
 
+def warning_summary(stats: list[dict]) -> dict[str, tuple[int, int]]:
+    """{signal: (first step it fired, times it fired)} from a run's stats (monitor warnings read
+    "<signal> fired at step N: why"; other warnings are counted under their full text)."""
+    out: dict[str, tuple[int, int]] = {}
+    for i, r in enumerate(stats):
+        w = r.get("warnings")
+        for msg in ([w] if isinstance(w, str) else w if isinstance(w, list) else []):
+            name = str(msg).split(" fired at step")[0]
+            step = int(r.get("step", i + 1))
+            first, n = out.get(name, (step, 0))
+            out[name] = (first, n + 1)
+    return out
+
+
+def _experiment_warnings_section(doc: _Doc, runs: list) -> None:
+    """Which monitor signals fired in which run, first when and how often (only for runs that
+    ran a monitor or logged warnings)."""
+    watched = [r for r in runs if r.stats and (any("warnings" in x for x in r.stats)
+                                               or any(k.startswith("mon_") for x in r.stats[:1000] for k in x))]
+    if not watched:
+        return
+    doc.heading("Monitor warnings")
+    body = []
+    for r in watched:
+        summ = warning_summary(r.stats)
+        fired = "; ".join(f"{k} (first at step {first}, {n}×)" for k, (first, n) in summ.items())
+        body.append([r.name, r.variant, r.data, r.seed, fired or "none"])
+    doc.para("Signals of the online collapse / instability monitor (log.monitors) per run: the first "
+             "step each fired and how many times it turned on.")
+    doc.table(["run", "variant", "data", "seed", "fired"], body)
+
+
 def _span(vals: Iterable[Any]) -> str:
     nums = sorted({v for v in (_num(x) for x in vals) if v is not None})
     if not nums:
@@ -1014,6 +1046,8 @@ def build_experiment_report(exp: str | Path, out: str | Path | None = None) -> P
                         + [(_cell_float(row.get(c)) if _cell_float(row.get(c)) is not None else "–")
                            for c in metric_cols])
         doc.table(cols, body)
+
+    _experiment_warnings_section(doc, runs)
 
     datasets = _ordered(r.data for r in runs)
     variants = _ordered(r.variant for r in runs)
