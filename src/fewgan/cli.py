@@ -1,4 +1,4 @@
-"""The `fewgan` command: train | sample | data info | presets.
+"""The `fewgan` command: train | sample | eval | experiment | report | compare | fdsearch | data info | presets | teacher.
 
 Built on Typer (commands, options, help) and rich (progress, tables). Config overrides are
 free-form `--section.key=value` arguments after the named options, e.g.
@@ -283,6 +283,26 @@ def report_cmd(
     except ValueError as e:
         _fail(str(e))
     console.print(f"report: {page} (Markdown: {page.with_name('report.md')})")
+
+
+@app.command("compare")
+def compare_cmd(
+    exp: Path = typer.Argument(..., help="An experiment folder (with results.csv)."),
+    baseline: str = typer.Option(..., "--baseline", "-b", help="The variant the others are compared with."),
+    metric: Optional[list[str]] = typer.Option(None, "--metric", "-m", help="Metrics (repeatable); default fd kid is recall coverage ndb_js."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write the Markdown here (e.g. EXP/compare.md)."),
+) -> None:
+    """Each variant against a baseline: mean ± std, relative change (overall and per seed), stability."""
+    from .compare import DEFAULT_METRICS, compare_experiment
+    from .training.checkpoint import atomic_write
+
+    try:
+        md = compare_experiment(exp, baseline, tuple(metric) if metric else DEFAULT_METRICS)
+    except ValueError as e:
+        _fail(str(e))
+    if out:
+        atomic_write(out, lambda p: p.write_text(md + "\n"))
+    print(md)
 
 
 @data_app.command("info")

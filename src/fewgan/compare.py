@@ -1,0 +1,127 @@
+"""`fewgan compare EXP --baseline NAME`: each variant of an experiment against a baseline.
+
+The numbers the reproduction READMEs quote claim by claim: per data set and metric, mean ± std
+over seeds of each variant and of the baseline, the relative change of the means, the
+relative change seed by seed (same seed, same data: the pairs share their real batches and
+evaluation noise) and how many seeds went the better way; and, from each run's stats.jsonl,
+how steady training was over its second half (std of L_D and L_G, mean log(L_G/L_D)).
+Reads results.csv and runs/*/stats.jsonl(.gz); writes nothing but the returned Markdown.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .report import load_jsonl
+
+# which way is better for each metric (True: lower is better)
+LOWER_IS_BETTER = {"fd": True, "kid": True, "ndb_k": True, "ndb_js": True, "near_copy_fraction": True,
+                   "is": False, "precision": False, "recall": False, "density": False, "coverage": False}
+DEFAULT_METRICS = ("fd", "kid", "is", "recall", "coverage", "ndb_js")
+
+
+def mean_std(values) -> tuple[float, float]:
+    """Mean and sample std (ddof=1; 0 for one value) of the finite values; (nan, nan) when none."""
+    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=float)
+    if len(v) == 0:
+        return math.nan, math.nan
+    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
+
+
+def relative_change(new: float, base: float) -> float:
+    """(new − base) / |base| in percent (nan when base is 0 or either is nan)."""
+    if not (math.isfinite(new) and math.isfinite(base)) or base == 0:
+        return math.nan
+    return 100.0 * (new - base) / abs(base)
+
+
+def paired_changes(variant: dict[int, float], base: dict[int, float]) -> list[float]:
+    """Per-seed relative changes (%) over the seeds both have, in seed order."""
+    return [relative_change(variant[s], base[s]) for s in sorted(set(variant) & set(base))]
+
+
+def second_half_stability(stats: list[dict], frac: float = 0.5) -> dict[str, float]:
+    """std of loss_d and loss_g and the mean per-iteration log ratio over the last `frac` of a run."""
+    tail = stats[int(len(stats) * (1 - frac)):]
+    out = {}
+    for key in ("loss_d", "loss_g"):
+        v = [r[key] for r in tail if isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
+        out[f"{key}_mean"], out[f"{key}_std"] = (float(np.mean(v)), float(np.std(v))) if v else (math.nan, math.nan)
+    lr = [r["log_ratio"] for r in tail if isinstance(r.get("log_ratio"), (int, float))]
+    out["log_ratio_mean"] = float(np.mean(lr)) if lr else math.nan
+    return out
+
+
+def _f(v: float, digits: int) -> str:
+    return "–" if not math.isfinite(v) else f"{v:.{digits}f}"
+
+
+def _digits(metric: str) -> int:
+    return 4 if metric == "kid" else 3 if metric in ("recall", "coverage", "precision", "ndb_js", "ndb_k") else 2
+
+
+def compare_experiment(exp: str | Path, baseline: str, metrics=DEFAULT_METRICS, half: float = 0.5) -> str:
+    exp = Path(exp)
+    path = exp / "results.csv"
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file (run `fewgan experiment` first)")
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    variants = list(dict.fromkeys(r["variant"] for r in rows))
+    if baseline not in variants:
+        raise ValueError(f"baseline {baseline!r} is not a variant of {exp}; variants: {', '.join(variants)}")
+    unknown = [m for m in metrics if m not in LOWER_IS_BETTER]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(LOWER_IS_BETTER)}")
+
+    def val(r, m):
+        try:
+            return float(r[m])
+        except (KeyError, TypeError, ValueError):
+            return math.nan
+
+    lines = [f"# {exp.name}: each variant against `{baseline}`", "",
+             f"From `{path}` ({len(rows)} finished runs) and each run's stats. Change: (variant − {baseline}) / "
+             f"{baseline}, of the means over seeds; per seed: the same change for each seed both have "
+             "(mean ± std); better: seeds where the variant is better. Stability: over the last "
+             f"{half:.0%} of the iterations, std of L_D and of L_G, and the mean log(L_G/L_D).", ""]
+    for data in dict.fromkeys(r["data"] for r in rows):
+        drows = [r for r in rows if r["data"] == data]
+        by = {v: {int(r["seed"]): r for r in drows if r["variant"] == v} for v in variants}
+        lines += [f"## {data}", "",
+                  "| variant | metric | mean ± std | change vs " + baseline + " | per seed | better |",
+                  "|---|---|---|---|---|---|"]
+        for v in variants:
+            if not by[v]:
+                continue
+            for m in metrics:
+                d = _digits(m)
+                mv, sv = mean_std(val(r, m) for r in by[v].values())
+                if v == baseline:
+                    lines.append(f"| {v} | {m} | {_f(mv, d)} ± {_f(sv, d)} ({len(by[v])} seeds) | – | – | – |")
+                    continue
+                mb, _ = mean_std(val(r, m) for r in by[baseline].values())
+                per = paired_changes({s: val(r, m) for s, r in by[v].items()},
+                                     {s: val(r, m) for s, r in by[baseline].items()})
+                pm, ps = mean_std(per)
+                lower = LOWER_IS_BETTER[m]
+                better = sum(1 for c in per if math.isfinite(c) and (c < 0 if lower else c > 0))
+                lines.append(f"| {v} | {m} | {_f(mv, d)} ± {_f(sv, d)} ({len(by[v])} seeds) | "
+                             f"{_f(relative_change(mv, mb), 1)} % | {_f(pm, 1)} ± {_f(ps, 1)} % | {better}/{len(per)} |")
+        lines += ["", "| variant | std L_D | std L_G | mean L_D | mean L_G | mean log(L_G/L_D) |", "|---|---|---|---|---|---|"]
+        for v in variants:
+            st = [second_half_stability(load_jsonl(exp / "runs" / r["run"] / "stats.jsonl"), half)
+                  for r in by[v].values()]
+            st = [s for s in st if math.isfinite(s["loss_d_std"])]
+            if not st:
+                continue
+            cell = {k: mean_std(s[k] for s in st) for k in st[0]}
+            fmt = lambda k: f"{_f(cell[k][0], 2)} ± {_f(cell[k][1], 2)}"  # noqa: E731
+            lines.append(f"| {v} | {fmt('loss_d_std')} | {fmt('loss_g_std')} | {fmt('loss_d_mean')} | "
+                         f"{fmt('loss_g_mean')} | {fmt('log_ratio_mean')} |")
+        lines.append("")
+    return "\n".join(lines)
