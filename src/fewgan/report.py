@@ -1100,30 +1100,35 @@ def build_experiment_report(exp: str | Path, out: str | Path | None = None) -> P
         backbones = _ordered(b for r in druns for b in _by_backbone(r.metrics))
         fd_rows = [b for b in backbones if any(_has(_values(_by_backbone(r.metrics).get(b, []), "fd")) for r in druns)]
         if fd_rows:
-            fig, axes = plt.subplots(len(fd_rows), 1, figsize=(8, 3.2 * len(fd_rows) + 0.4), squeeze=False)
+            keys = [k for k in ("fd", "is") if k == "fd" or any(
+                _has(_values(_by_backbone(r.metrics).get(b, []), k)) for r in druns for b in fd_rows)]
+            fig, axes = plt.subplots(len(fd_rows), len(keys), figsize=(7 * len(keys), 3.2 * len(fd_rows) + 0.4),
+                                     squeeze=False)
             ctxs = []
-            for ax, b in zip(axes[:, 0], fd_rows):
+            for row, b in zip(axes, fd_rows):
                 allrecs = []
-                for v in _ordered(r.variant for r in druns):
-                    curves = []
-                    for r in druns:
-                        if r.variant != v:
-                            continue
-                        recs = _by_backbone(r.metrics).get(b, [])
-                        allrecs += recs
-                        if recs:
-                            curves.append((_steps(recs), _values(recs, "fd")))
-                    _plot_agg(ax, _aggregate(curves), colors[v], v)
-                ctx = _metric_context(allrecs, b)
-                ctxs.append(ctx)
-                ax.set_ylabel(f"FD ({ctx})", fontsize=8)
-                ax.set_xlabel("step")
-                ax.grid(alpha=0.3)
-                ax.legend(fontsize=8, loc="best")
+                for col, (ax, key) in enumerate(zip(row, keys)):
+                    for v in _ordered(r.variant for r in druns):
+                        curves = []
+                        for r in druns:
+                            if r.variant != v:
+                                continue
+                            recs = _by_backbone(r.metrics).get(b, [])
+                            if col == 0:
+                                allrecs += recs
+                            if recs:
+                                curves.append((_steps(recs), _values(recs, key)))
+                        _plot_agg(ax, _aggregate(curves), colors[v], v)
+                    if col == 0:
+                        ctxs.append(_metric_context(allrecs, b))
+                    ax.set_ylabel(f"{key.upper()} ({ctxs[-1]})", fontsize=8)
+                    ax.set_xlabel("step")
+                    ax.grid(alpha=0.3)
+                    ax.legend(fontsize=8, loc="best")
             fig.tight_layout()
             doc.figure(files.save(fig, f"fig_fd_{d}"),
-                       f"{d}: FD vs step from each run's metrics.jsonl; line: mean over seeds per variant, "
-                       f"shaded: min–max over seeds. Features: {' | '.join(ctxs)}.")
+                       f"{d}: {' and '.join(k.upper() for k in keys)} vs step from each run's metrics.jsonl; line: "
+                       f"mean over seeds per variant, shaded: min–max over seeds. Features: {' | '.join(ctxs)}.")
         else:
             doc.nodata(f"no FD evaluations yet for {d}")
 
