@@ -488,9 +488,13 @@ def test_experiment_specs_load():
 
     w = load_spec(EXPERIMENTS / "weaver-gadv.yaml")
     jobs = w.jobs()
-    assert len(jobs) == 5 * 3
-    assert sorted({j.cfg.train.g_steps for j in jobs}) == [1, 2, 4, 10, 50]
-    assert {(j.cfg.train.steps, j.cfg.train.d_steps, j.cfg.data.resolution) for j in jobs} == {(400, 1, 64)}
+    w50 = load_spec(EXPERIMENTS / "weaver-gadv50.yaml").jobs()  # ratio 50: seed 0 only (its cost)
+    assert len(jobs) == 4 * 3 and len(w50) == 1
+    assert sorted({j.cfg.train.g_steps for j in jobs + w50}) == [1, 2, 4, 10, 50]
+    assert {(j.cfg.train.steps, j.cfg.train.d_steps, j.cfg.data.resolution, j.cfg.train.fast)
+            for j in jobs + w50} == {(400, 1, 64, True)}
+    c = load_spec(EXPERIMENTS / "collapse-demo.yaml").jobs()
+    assert len(c) == 3 and all(j.cfg.log.monitors == ("collapse",) for j in c)
     d = load_spec(EXPERIMENTS / "dog-tricks.yaml")
     assert len(d.jobs()) == 6 * 2 * 3 and d.steps >= 1500
     assert {j.cfg.train.batch_size for j in d.jobs()} == {64}
