@@ -22,8 +22,9 @@ from fewgan.nets import build_networks
 from fewgan.nets.conditional import ConditionalDCGANDiscriminator, ConditionalDCGANGenerator
 from fewgan.sampling import class_grid, class_index
 from fewgan.training.balance import AutoBalanceSchedule, decide, ema_update, signal_value
-from fewgan.training.collapse import (CollapseMonitor, coefficient_of_variation, mean_pairwise_distance,
-                                      pixel_features)
+from fewgan.training.collapse import (CollapseMonitor, coefficient_of_variation, duplicate_fraction,
+                                     duplicate_threshold, mean_pairwise_distance, nearest_neighbour_distances,
+                                     pixel_features)
 from fewgan.training.loop import Trainer
 
 runner = CliRunner()
@@ -256,7 +257,7 @@ class _Latent(nn.Module):
 
 
 class _FakePipe(nn.Module):
-    """A 'generator' that returns real images picked by the noise (healthy) or always the same one."""
+    """A 'generator' that returns distinct real images ordered by the noise (healthy) or always the same one."""
 
     conditional = False
 
@@ -266,7 +267,7 @@ class _FakePipe(nn.Module):
 
     def forward(self, noise, y=None):
         idx = torch.zeros(len(noise), dtype=torch.long) if self.collapsed else \
-            (noise[:, 0] * len(self.images)).long().clamp_max(len(self.images) - 1)
+            torch.argsort(noise[:, 0]) % len(self.images)
         return self.images[idx].float() / 127.5 - 1
 
 
@@ -314,6 +315,7 @@ def test_monitor_quiet_on_a_healthy_run(tiny_npz):
     checks = [r for r in records if "mon_diversity" in r]
     assert len(checks) == 8  # every 10 iterations, warm-up included (values logged, no warnings)
     assert all(r["mon_diversity"] > 0.7 and r["mon_ndb_k"] <= 0.25 for r in checks)
+    assert all(r["mon_duplicates"] <= 0.15 for r in checks)  # real images at this n: ~5 %
     assert all(r["mon_cv_loss_d"] < 0.2 for r in checks)
 
 
@@ -321,10 +323,11 @@ def test_monitor_fires_on_collapse_and_saturation_once_each(tiny_npz):
     warnings, records = _run_monitor(tiny_npz, collapsed=True, stats_fn=_saturated)
     fired = {w.split(" ")[0]: step for step, w in warnings}
     # nothing before the warm-up; then each signal fires once, when it turns on
-    assert fired == {"saturation": 21, "diversity": 30, "ndb": 30}
-    assert len(warnings) == 3
+    assert fired == {"saturation": 21, "diversity": 30, "duplicates": 30, "ndb": 30}
+    assert len(warnings) == 4
     check = records[29]
     assert check["mon_diversity"] == 0 and check["mon_ndb_k"] > 0.6 and check["mon_d_real"] > 0.95
+    assert check["mon_duplicates"] == 1
     assert any(s == 30 and w.startswith("diversity fired at step 30: ") for s, w in warnings)
 
 
@@ -347,7 +350,35 @@ def test_monitor_keeps_other_warnings_and_leaves_the_rng_alone(tiny_npz):
     state = torch.get_rng_state()
     out = CollapseMonitor(cfg)(trainer, {"step": 1, **_saturated(1), "warnings": ["from another monitor"]})
     assert torch.equal(state, torch.get_rng_state())
-    assert out["warnings"][0] == "from another monitor" and len(out["warnings"]) == 3
+    assert out["warnings"][0] == "from another monitor" and len(out["warnings"]) == 4
+
+
+def test_duplicates_fire_on_few_far_apart_modes_that_mean_distance_misses(tiny_npz):
+    """The failure seen on the real collapsed run: G repeats a handful of faces that are far apart,
+    so the mean pairwise distance stays high, but almost every sample has a near-twin."""
+    x = _mode_images()
+    few = torch.cat([x[:4]] * 32)  # 4 distinct images, each repeated 32 times
+    cfg = tiny_config(tiny_npz, **{"log.monitors": ["collapse"], **MON})
+    mon = CollapseMonitor(cfg)
+    sig = mon.signals(few.float() / 127.5 - 1, ImageData(x=x))
+    assert sig["mon_diversity"] > cfg.monitor.diversity_min  # the old signal stays quiet
+    assert sig["mon_duplicates"] == 1 and "duplicates" in mon.firing(sig, {})
+
+
+def test_duplicate_threshold_and_fraction_match_their_definitions():
+    f = torch.tensor([[0.0], [1.0], [3.0], [7.0]])
+    assert nearest_neighbour_distances(f).tolist() == [1, 1, 2, 4]
+    assert duplicate_fraction(f, 1.5) == 0.5 and duplicate_fraction(f, 1.0) == 0  # strictly closer
+    # one subset holding every row: the quantile of those four distances
+    assert duplicate_threshold(f, n=10, quantile=0.5) == pytest.approx(float(torch.quantile(torch.tensor([1., 1, 2, 4]), 0.5)))
+    # real-vs-real at the same n scores about the quantile
+    g = torch.Generator().manual_seed(0)
+    real = torch.randn(4000, 16, generator=g, dtype=torch.float64)
+    t = duplicate_threshold(real[:2000], n=128, quantile=0.05, seed=1)
+    fr = [duplicate_fraction(real[2000 + 128 * i:2000 + 128 * (i + 1)], t) for i in range(15)]
+    assert 0.02 < sum(fr) / len(fr) < 0.09
+    with pytest.raises(ValueError, match="dup_quantile"):
+        CollapseMonitor(config_mod.from_dict({"monitor": {"dup_quantile": 1.5}}))
 
 
 def test_signal_functions():

@@ -167,6 +167,8 @@ class MonitorConfig:
     oscillation_max: float = 0.8  # warn: std / mean of loss_d or loss_g over the window above this (a/b alternation: |a-b|/(a+b))
     ndb_cells: int = 10  # k-means cells for the small-sample NDB
     ndb_max: float = 0.6  # warn: NDB / K above this
+    dup_quantile: float = 0.05  # near-duplicate threshold: this quantile of real images' nearest-neighbour distances at the same n
+    dup_max: float = 0.25  # warn: more than this fraction of the fixed-z samples have a near-duplicate among them
 
 
 @dataclass(frozen=True)

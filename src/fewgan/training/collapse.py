@@ -7,6 +7,12 @@ signal and the iteration, when one of them starts to fire:
 - diversity: mean pairwise distance of the fixed-z samples divided by that of real images,
   in a cheap feature space (images average-pooled to `pixels` x `pixels`). A collapsed G
   draws near-identical images from different z, so the ratio falls towards 0.
+- duplicates: the fraction of the fixed-z samples whose nearest other sample is closer than
+  real images ever are to each other: the `dup_quantile` quantile (5 %) of the nearest-neighbour
+  distances inside real subsets of the same size n, so a real sample scores ~`dup_quantile`.
+  A G that has collapsed to a few modes (or, like DeLiGAN, to its K mixture components) repeats
+  near-identical images from different z even when those few images are far apart, which the
+  mean pairwise distance misses (results/balance/README.md shows both on real runs).
 - ndb: NDB/K (Richardson & Weiss 2018, fewgan.metrics.ndb) of the same samples against
   k-means cells of real images in that feature space; collapse empties most cells.
 - saturation: over the last `window` iterations D's mean sigmoid is ~1 on real images and
@@ -54,6 +60,30 @@ def mean_pairwise_distance(f: torch.Tensor) -> float:
     return float(torch.pdist(f.double()).mean()) if len(f) > 1 else 0.0
 
 
+def nearest_neighbour_distances(f: torch.Tensor) -> torch.Tensor:
+    """Each row's Euclidean distance to its nearest other row (needs >= 2 rows)."""
+    d = torch.cdist(f.double(), f.double())
+    d.fill_diagonal_(math.inf)
+    return d.min(dim=1).values
+
+
+def duplicate_threshold(real_f: torch.Tensor, n: int, quantile: float, seed: int = 0, repeats: int = 8) -> float:
+    """The `quantile` quantile of nearest-neighbour distances inside random real subsets of size n
+    (all real rows when there are fewer than n), pooled over `repeats` seeded subsets."""
+    gen = torch.Generator().manual_seed(seed)
+    m = min(n, len(real_f))
+    if m < 2:
+        raise ValueError(f"need >= 2 real images for the duplicate threshold, got {len(real_f)}")
+    dists = [nearest_neighbour_distances(real_f[torch.randperm(len(real_f), generator=gen)[:m]])
+             for _ in range(repeats if m < len(real_f) else 1)]
+    return float(torch.quantile(torch.cat(dists), quantile))
+
+
+def duplicate_fraction(f: torch.Tensor, threshold: float) -> float:
+    """Share of rows whose nearest other row is closer than `threshold` (0 for fewer than 2 rows)."""
+    return float((nearest_neighbour_distances(f) < threshold).double().mean()) if len(f) > 1 else 0.0
+
+
 def coefficient_of_variation(values) -> float:
     """std / |mean| of a sequence (population std); inf when the mean is ~0 but the values vary."""
     v = torch.as_tensor(list(values), dtype=torch.float64)
@@ -80,6 +110,8 @@ class CollapseMonitor(Monitor):
         for key in ("every", "n", "n_real", "pixels", "window", "ndb_cells"):
             if getattr(m, key) < 1:
                 raise ValueError(f"monitor.{key} must be >= 1, got {getattr(m, key)}")
+        if not 0 < m.dup_quantile < 1:
+            raise ValueError(f"monitor.dup_quantile must be in (0, 1), got {m.dup_quantile}")
         if m.n < 2:
             raise ValueError(f"monitor.n must be >= 2 (pairwise distances), got {m.n}")
         self.m = cfg.monitor
@@ -97,13 +129,15 @@ class CollapseMonitor(Monitor):
         self.active = {k: bool(v) for k, v in state.get("active", {}).items()}
 
     def _reference(self, data) -> tuple:
-        """Features of a fixed seeded subset of real images, their k-means cells and their diversity."""
+        """Features of a fixed seeded subset of real images, their k-means cells, their diversity and
+        the near-duplicate distance threshold at the monitor's sample size."""
         if self._ref is None:
             gen = torch.Generator().manual_seed(self.seed + 104729)
             idx = torch.randperm(len(data), generator=gen)[:min(self.m.n_real, len(data))]
             f = pixel_features(data.x[idx], self.m.pixels)
             centres, _ = kmeans(f, min(self.m.ndb_cells, len(f)), seed=self.seed)
-            self._ref = (f, centres, mean_pairwise_distance(f))
+            dup = duplicate_threshold(f, self.m.n, self.m.dup_quantile, seed=self.seed)
+            self._ref = (f, centres, mean_pairwise_distance(f), dup)
         return self._ref
 
     def _samples(self, trainer) -> torch.Tensor:
@@ -128,9 +162,10 @@ class CollapseMonitor(Monitor):
             out["mon_cv_loss_d"] = coefficient_of_variation(h["loss_d"])
             out["mon_cv_loss_g"] = coefficient_of_variation(h["loss_g"])
         if samples is not None:
-            real_f, centres, real_div = self._reference(data)
+            real_f, centres, real_div, dup_threshold = self._reference(data)
             gen_f = pixel_features(samples, self.m.pixels)
             out["mon_diversity"] = mean_pairwise_distance(gen_f) / real_div if real_div > 0 else 0.0
+            out["mon_duplicates"] = duplicate_fraction(gen_f, dup_threshold)
             out["mon_ndb_k"] = ndb(real_f, gen_f, centers=centres).ndb_k
         return out
 
@@ -151,6 +186,9 @@ class CollapseMonitor(Monitor):
         if "mon_diversity" in sig and sig["mon_diversity"] < m.diversity_min:
             on["diversity"] = (f"fixed-z samples' diversity is {sig['mon_diversity']:.2f} of the real images' "
                                f"(< {m.diversity_min})")
+        if "mon_duplicates" in sig and sig["mon_duplicates"] > m.dup_max:
+            on["duplicates"] = (f"{sig['mon_duplicates']:.0%} of {m.n} fixed-z samples have a near-duplicate among them "
+                                f"(> {m.dup_max:.0%}; real images: ~{m.dup_quantile:.0%})")
         if "mon_ndb_k" in sig and sig["mon_ndb_k"] > m.ndb_max:
             on["ndb"] = f"NDB/K {sig['mon_ndb_k']:.2f} on {m.n} samples (> {m.ndb_max})"
         return on
@@ -166,7 +204,7 @@ class CollapseMonitor(Monitor):
         sig = self.signals(samples, trainer.data)
         on = self.firing(sig, stats) if step > self.m.warmup else {}
         # sample-based signals keep their last state between checks; window signals update every iteration
-        sample_based = {"diversity", "ndb"}
+        sample_based = {"diversity", "duplicates", "ndb"}
         new_active = {k: v for k, v in self.active.items() if k in sample_based and not check}
         new_active.update({k: True for k in on})
         warnings = [f"{k} fired at step {step}: {why}" for k, why in on.items() if not self.active.get(k)]
