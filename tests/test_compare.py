@@ -63,3 +63,24 @@ def test_compare_cli_writes_markdown(exp):
     assert "-22.7 %" in (exp / "compare.md").read_text()
     r = CliRunner().invoke(app, ["compare", str(exp / "missing"), "--baseline", "dcgan"])
     assert r.exit_code == 2 and "results.csv: no such file" in r.output
+
+
+def test_compare_with_a_second_experiment_holding_the_baseline(exp, tmp_path_factory):
+    other = tmp_path_factory.mktemp("ablation")
+    rows = [{"run": f"alone__d__s{s}", "variant": "alone", "data": "d", "seed": s, "fd": 110.0, "is": 2.0} for s in (0, 1)]
+    for r in rows:
+        (other / "runs" / r["run"]).mkdir(parents=True)
+        (other / "runs" / r["run"] / "stats.jsonl").write_text(json.dumps({"step": 1, "loss_d": 1.0, "loss_g": 1.0}) + "\n")
+    with open(other / "results.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    with pytest.raises(ValueError, match="baseline 'dcgan' is not a variant"):
+        compare_experiment(other, "dcgan")
+    md = compare_experiment(other, "dcgan", metrics=("fd",), with_exps=[exp])
+    # alone: 110 vs dcgan mean 110 -> 0 %; per seed: +10 %, -8.33 %
+    assert "| alone | fd | 110.00 ± 0.00 (2 seeds) | 0.0 % |" in md and "1/2 |" in md
+    with pytest.raises(ValueError, match="is in both"):
+        compare_experiment(exp, "dcgan", with_exps=[exp])
+    r = CliRunner().invoke(app, ["compare", str(other), "-b", "dcgan", "--with", str(exp), "-m", "fd"])
+    assert r.exit_code == 0 and "| alone | fd |" in r.output

@@ -289,6 +289,7 @@ def report_cmd(
 def compare_cmd(
     exp: Path = typer.Argument(..., help="An experiment folder (with results.csv)."),
     baseline: str = typer.Option(..., "--baseline", "-b", help="The variant the others are compared with."),
+    with_exp: Optional[list[Path]] = typer.Option(None, "--with", "-w", help="Add the runs of another experiment with the same protocol (repeatable), e.g. the main table holding an ablation's baseline."),
     metric: Optional[list[str]] = typer.Option(None, "--metric", "-m", help="Metrics (repeatable); default fd kid is recall coverage ndb_js."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write the Markdown here (e.g. EXP/compare.md)."),
 ) -> None:
@@ -297,7 +298,7 @@ def compare_cmd(
     from .training.checkpoint import atomic_write
 
     try:
-        md = compare_experiment(exp, baseline, tuple(metric) if metric else DEFAULT_METRICS)
+        md = compare_experiment(exp, baseline, tuple(metric) if metric else DEFAULT_METRICS, with_exps=with_exp or ())
     except ValueError as e:
         _fail(str(e))
     if out:

@@ -1,4 +1,4 @@
-"""`fewgan compare EXP --baseline NAME`: each variant of an experiment against a baseline.
+"""`fewgan compare EXP [--with EXP2 ...] --baseline NAME`: each variant of an experiment against a baseline.
 
 The numbers the reproduction READMEs quote claim by claim: per data set and metric, mean ± std
 over seeds of each variant and of the baseline, the relative change of the means, the
@@ -6,6 +6,8 @@ relative change seed by seed (same seed, same data: the pairs share their real b
 evaluation noise) and how many seeds went the better way; and, from each run's stats.jsonl,
 how steady training was over its second half (std of L_D and L_G, mean log(L_G/L_D)).
 Reads results.csv and runs/*/stats.jsonl(.gz); writes nothing but the returned Markdown.
+`--with` adds the runs of further experiments run with the same protocol (an ablation whose
+baseline was run in the main table); a (variant, data, seed) present twice is an error.
 """
 
 from __future__ import annotations
@@ -64,16 +66,33 @@ def _digits(metric: str) -> int:
     return 4 if metric == "kid" else 3 if metric in ("recall", "coverage", "precision", "ndb_js", "ndb_k") else 2
 
 
-def compare_experiment(exp: str | Path, baseline: str, metrics=DEFAULT_METRICS, half: float = 0.5) -> str:
+def _read_rows(exps: list[Path]) -> list[dict]:
+    """results.csv rows of every experiment, each with `_exp` (its folder); duplicates are an error."""
+    rows, seen = [], {}
+    for exp in exps:
+        path = exp / "results.csv"
+        if not path.is_file():
+            raise ValueError(f"{path}: no such file (run `fewgan experiment` first)")
+        with open(path, newline="") as f:
+            for r in csv.DictReader(f):
+                key = (r["variant"], r["data"], r["seed"])
+                if key in seen:
+                    raise ValueError(f"variant {key[0]!r}, data {key[1]!r}, seed {key[2]} is in both {seen[key]} and {exp}")
+                seen[key] = exp
+                rows.append({**r, "_exp": exp})
+    return rows
+
+
+def compare_experiment(exp: str | Path, baseline: str, metrics=DEFAULT_METRICS, half: float = 0.5,
+                       with_exps=()) -> str:
     exp = Path(exp)
+    exps = [exp] + [Path(e) for e in with_exps]
+    rows = _read_rows(exps)
     path = exp / "results.csv"
-    if not path.is_file():
-        raise ValueError(f"{path}: no such file (run `fewgan experiment` first)")
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
     variants = list(dict.fromkeys(r["variant"] for r in rows))
     if baseline not in variants:
-        raise ValueError(f"baseline {baseline!r} is not a variant of {exp}; variants: {', '.join(variants)}")
+        where = " + ".join(str(e) for e in exps)
+        raise ValueError(f"baseline {baseline!r} is not a variant of {where}; variants: {', '.join(variants)}")
     unknown = [m for m in metrics if m not in LOWER_IS_BETTER]
     if unknown:
         raise ValueError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(LOWER_IS_BETTER)}")
@@ -84,8 +103,9 @@ def compare_experiment(exp: str | Path, baseline: str, metrics=DEFAULT_METRICS, 
         except (KeyError, TypeError, ValueError):
             return math.nan
 
+    sources = ", ".join(f"`{e / 'results.csv'}`" for e in exps)
     lines = [f"# {exp.name}: each variant against `{baseline}`", "",
-             f"From `{path}` ({len(rows)} finished runs) and each run's stats. Change: (variant − {baseline}) / "
+             f"From {sources} ({len(rows)} finished runs) and each run's stats. Change: (variant − {baseline}) / "
              f"{baseline}, of the means over seeds; per seed: the same change for each seed both have "
              "(mean ± std); better: seeds where the variant is better. Stability: over the last "
              f"{half:.0%} of the iterations, std of L_D and of L_G, and the mean log(L_G/L_D).", ""]
@@ -114,7 +134,7 @@ def compare_experiment(exp: str | Path, baseline: str, metrics=DEFAULT_METRICS, 
                              f"{_f(relative_change(mv, mb), 1)} % | {_f(pm, 1)} ± {_f(ps, 1)} % | {better}/{len(per)} |")
         lines += ["", "| variant | std L_D | std L_G | mean L_D | mean L_G | mean log(L_G/L_D) |", "|---|---|---|---|---|---|"]
         for v in variants:
-            st = [second_half_stability(load_jsonl(exp / "runs" / r["run"] / "stats.jsonl"), half)
+            st = [second_half_stability(load_jsonl(r["_exp"] / "runs" / r["run"] / "stats.jsonl"), half)
                   for r in by[v].values()]
             st = [s for s in st if math.isfinite(s["loss_d_std"])]
             if not st:
