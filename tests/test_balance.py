@@ -525,7 +525,7 @@ def test_experiment_specs_load():
     assert {(j.cfg.train.steps, j.cfg.train.d_steps, j.cfg.data.resolution, j.cfg.train.fast)
             for j in jobs + w50} == {(400, 1, 64, True)}
     c = load_spec(EXPERIMENTS / "collapse-demo.yaml").jobs()
-    assert len(c) == 3 and all(j.cfg.log.monitors == ("collapse",) for j in c)
+    assert len(c) == 4 and all(j.cfg.log.monitors == ("collapse",) for j in c)
     d = load_spec(EXPERIMENTS / "dog-tricks.yaml")
     assert len(d.jobs()) == 6 * 2 * 3 and d.steps >= 1500
     assert {j.cfg.train.batch_size for j in d.jobs()} == {64}
