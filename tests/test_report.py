@@ -206,6 +206,10 @@ def test_experiment_report(tmp_path):
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
+    # one run logged the collapse monitor's sample signals: the report plots them
+    with open(exp / "runs" / "smooth-emoji-s0" / "stats.jsonl", "a") as f:
+        for step, dup in ((100, 0.02), (200, 0.4)):
+            f.write(json.dumps({"step": step, "mon_duplicates": dup, "mon_diversity": 0.8, "mon_ndb_k": 0.2}) + "\n")
     (exp / "summary.md").write_text("| variant | data | fd |\n|---|---|---|\n| base | emoji | 60.5 ± 0.7 |\n")
     (exp / "summary.csv").write_text("variant,data,fd\nbase,emoji,60.5 ± 0.7\nsmooth,emoji,70.5 ± 0.7\n")
 
@@ -216,6 +220,7 @@ def test_experiment_report(tmp_path):
     text = page.read_text()
     md = (out / "report.md").read_text()
     assert "fig_final_fd.png" in text and "fig_curves_emoji.png" in text and "fig_fd_emoji.png" in text
+    assert "fig_monitor_emoji.png" in text and "Monitor warnings" in text
     assert "effnet-lite0" in text
     assert "<td>70.5 ± 0.7</td>" in text  # summary.csv rendered as a table
     assert "| base | emoji | 60.5 ± 0.7 |" in md  # summary.md embedded

@@ -655,7 +655,7 @@ def _experiment_warnings_section(doc: _Doc, runs: list) -> None:
     """Which monitor signals fired in which run, first when and how often (only for runs that
     ran a monitor or logged warnings)."""
     watched = [r for r in runs if r.stats and (any("warnings" in x for x in r.stats)
-                                               or any(k.startswith("mon_") for x in r.stats[:1000] for k in x))]
+                                               or any(k.startswith("mon_") for x in r.stats for k in x))]
     if not watched:
         return
     doc.heading("Monitor warnings")
@@ -667,6 +667,43 @@ def _experiment_warnings_section(doc: _Doc, runs: list) -> None:
     doc.para("Signals of the online collapse / instability monitor (log.monitors) per run: the first "
              "step each fired and how many times it turned on.")
     doc.table(["run", "variant", "data", "seed", "fired"], body)
+
+
+# the collapse monitor's sample signals: (stats key, label, threshold field of MonitorConfig, warns when)
+_MONITOR_CURVES = (("mon_duplicates", "near-duplicate share of fixed-z samples", "dup_max", "above"),
+                   ("mon_diversity", "fixed-z diversity / real", "diversity_min", "below"),
+                   ("mon_ndb_k", "NDB/K on the monitor's samples", "ndb_max", "above"))
+
+
+def _monitor_figure(doc: _Doc, files, druns: list, d: str, colors: dict) -> None:
+    """The collapse monitor's sample signals over training for one data set (runs that logged them),
+    with the default warning thresholds dashed."""
+    from .config import MonitorConfig
+
+    keys = [c for c in _MONITOR_CURVES if any(_has(_values(r.stats, c[0])) for r in druns)]
+    if not keys:
+        return
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.8 * len(keys), 3.4), squeeze=False)
+    defaults = MonitorConfig()
+    for ax, (key, label, thr, when) in zip(axes[0], keys):
+        for v in _ordered(r.variant for r in druns):
+            curves = []
+            for r in druns:
+                if r.variant == v:
+                    recs = [x for x in r.stats if _num(x.get(key)) is not None]
+                    if recs:
+                        curves.append((_steps(recs), _values(recs, key)))
+            _plot_agg(ax, _aggregate(curves), colors[v], v)
+        ax.axhline(getattr(defaults, thr), color="k", linestyle="--", linewidth=1)
+        ax.set_title(f"{label} (warns {when} dashed)", fontsize=9)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    doc.figure(files.save(fig, f"fig_monitor_{d}"),
+               f"{d}: the collapse monitor's sample signals at each check (stats.jsonl mon_*); line: mean over "
+               "seeds per variant, shaded: min–max; dashed: the default warning threshold (monitor.dup_max, "
+               "monitor.diversity_min, monitor.ndb_max). No warning fires before monitor.warmup.")
 
 
 def _span(vals: Iterable[Any]) -> str:
@@ -1131,6 +1168,7 @@ def build_experiment_report(exp: str | Path, out: str | Path | None = None) -> P
                        f"mean over seeds per variant, shaded: min–max over seeds. Features: {' | '.join(ctxs)}.")
         else:
             doc.nodata(f"no FD evaluations yet for {d}")
+        _monitor_figure(doc, files, druns, d, colors)
 
     # final FD bar chart
     doc.heading("Final FD per variant")
