@@ -126,3 +126,17 @@ def test_inception_without_weights_gives_clear_error(monkeypatch, tmp_path):
     assert str(tmp_path) in str(err.value)  # says where to place the file
     with pytest.raises(BackboneUnavailable, match=INCEPTION_WEIGHTS_FILENAME):
         get_backbone("inception", weights_path=str(tmp_path / "nope.pth"))
+
+
+def test_fused_effnet_computes_the_same_function(effnet):
+    """BN folding, padding folding and in-place ReLU6 change only float rounding."""
+    from fewgan.metrics.features import EffNetLite0Backbone
+
+    assert effnet.fused and effnet.cache_tag == "effnet-lite0-fused"
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in effnet.modules())
+    plain = EffNetLite0Backbone(fuse=False)
+    assert plain.cache_tag == "effnet-lite0"
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (6, 3, 32, 32), generator=g, dtype=torch.uint8)
+    (fa, pa), (fb, pb) = extract(plain, x), extract(effnet, x)
+    assert torch.allclose(fa, fb, rtol=1e-4, atol=1e-4) and torch.allclose(pa, pb, atol=1e-5)

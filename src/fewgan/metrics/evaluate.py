@@ -59,7 +59,9 @@ def backbone(name: str) -> Backbone:
 def real_features(data: ImageData, bb: Backbone, batch_size: int = 100) -> tuple[torch.Tensor, torch.Tensor]:
     """(features, probs) of the real images, from the cache when the same data was seen before."""
     res = data.x.shape[-1]
-    path = cache_dir() / "features" / f"{data.fingerprint()[:32]}-{bb.name}-{res}px.safetensors"
+    # the tag names the exact computation (e.g. the fused effnet), so a cache is never mixed across them
+    tag = getattr(bb, "cache_tag", bb.name)
+    path = cache_dir() / "features" / f"{data.fingerprint()[:32]}-{tag}-{res}px.safetensors"
     if path.is_file():
         try:
             t = load_file(str(path))

@@ -101,6 +101,46 @@ class Backbone(nn.Module):
         return f"name={self.name!r}, feature_dim={self.feature_dim}, num_classes={self.num_classes}"
 
 
+def _fold_padding(conv: nn.Module) -> None:
+    """A static "same" padding that is symmetric becomes the convolution's own zero padding
+    (the same result without materialising a padded copy); asymmetric ones (stride 2) stay."""
+    pad = getattr(conv, "static_padding", None)
+    if isinstance(pad, nn.ZeroPad2d):
+        left, right, top, bottom = pad.padding
+        if left == right and top == bottom:
+            conv.padding = (top, left)
+            conv.static_padding = nn.Identity()
+
+
+def fuse_for_inference(net: nn.Module) -> nn.Module:
+    """Make an eval-mode EfficientNet-Lite cheaper to run, with the same function: every
+    convolution absorbs the BatchNorm after it (torch.nn.utils.fusion.fuse_conv_bn_eval: exact up
+    to float rounding), symmetric static paddings move into the convolutions, and ReLU6 runs in
+    place. Measured on this CPU: BN, ReLU6 and padding took over half of the feature time."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    def fold(owner: nn.Module, conv_name: str, bn_name: str) -> None:
+        conv = fuse_conv_bn_eval(getattr(owner, conv_name), getattr(owner, bn_name))
+        _fold_padding(conv)
+        setattr(owner, conv_name, conv)
+        setattr(owner, bn_name, nn.Identity())
+
+    if net.training:
+        raise ValueError("fuse_for_inference needs an eval-mode network")
+    fold(net, "_conv_stem", "_bn0")
+    for block in net._blocks:
+        if block._block_args.expand_ratio != 1:
+            fold(block, "_expand_conv", "_bn0")
+        fold(block, "_depthwise_conv", "_bn1")
+        fold(block, "_project_conv", "_bn2")
+        if isinstance(block._swish, nn.ReLU6):
+            block._swish = nn.ReLU6(inplace=True)
+    fold(net, "_conv_head", "_bn1")
+    if isinstance(net._swish, nn.ReLU6):
+        net._swish = nn.ReLU6(inplace=True)
+    return net
+
+
 class EffNetLite0Backbone(Backbone):
     name = "effnet-lite0"
     feature_dim = 1280
@@ -114,7 +154,7 @@ class EffNetLite0Backbone(Backbone):
         "(TF efficientnet_lite_builder MEAN_RGB/STDDEV_RGB)"
     )
 
-    def __init__(self, weights_path: str | os.PathLike | None = None):
+    def __init__(self, weights_path: str | os.PathLike | None = None, fuse: bool = True):
         super().__init__()
         try:
             from efficientnet_lite_pytorch import EfficientNet
@@ -137,8 +177,13 @@ class EffNetLite0Backbone(Backbone):
         net = EfficientNet.from_name("efficientnet-lite0")
         state = torch.load(weights_path, map_location="cpu", weights_only=True)
         net.load_state_dict(state, strict=True)
+        net.eval()
+        if fuse:
+            fuse_for_inference(net)
         # channels_last: oneDNN's depthwise/pointwise kernels run ~1.6x faster on CPU (measured)
         self.net = net.to(memory_format=torch.channels_last)
+        self.fused = fuse
+        self.cache_tag = f"{self.name}-fused" if fuse else self.name
         self.weights_path = str(weights_path)
         self.requires_grad_(False)
         self.eval()
