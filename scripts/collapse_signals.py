@@ -22,6 +22,7 @@ import torch
 from fewgan.data import load_images
 from fewgan.sampling import load_for_sampling
 from fewgan.training.collapse import CollapseMonitor
+from fewgan.training.loop import fixed_noise_seed
 
 
 def main() -> None:
@@ -45,7 +46,7 @@ def main() -> None:
             data_cache[key] = load_images(cfg.data.source, resolution=cfg.data.resolution, channels=cfg.data.channels)
         data = data_cache[key]
         mon = CollapseMonitor(cfg)
-        trainer = SimpleNamespace(variant=lr.variant, data=data, fixed_noise_seed=cfg.train.seed + 7919)
+        trainer = SimpleNamespace(variant=lr.variant, data=data, fixed_noise_seed=fixed_noise_seed(cfg.train.seed))
         sig = mon.signals(mon._samples(trainer), data)
         fires = ", ".join(sorted(k for k in mon.firing(sig, {}) if k in ("diversity", "duplicates", "ndb"))) or "-"
         mpath = Path(run) / "metrics.json"

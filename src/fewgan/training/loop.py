@@ -124,6 +124,11 @@ class _StopFlag:
         return False
 
 
+
+def fixed_noise_seed(train_seed: int) -> int:
+    """Seed of a run's fixed latents (sample grids, the collapse monitor's samples)."""
+    return train_seed + 7919
+
 class Trainer:
     """Owns one run folder. `run()` trains from scratch or from its latest checkpoint."""
 
@@ -155,7 +160,7 @@ class Trainer:
             if ck is not None:
                 self._load(ck)
         checkpoint.atomic_write(self.run_dir / "config.yaml", lambda p: config_mod.save_yaml(cfg, p))
-        self.fixed_noise_seed = t.seed + 7919  # grids use the same latents for the whole run
+        self.fixed_noise_seed = fixed_noise_seed(t.seed)  # grids use the same latents for the whole run
         # a conditional G's grids show one class per row (labels fixed for the whole run, like the latents)
         self.fixed_y, self.grid_cols = (class_grid(self.data.num_classes, cfg.log.n_fixed)
                                         if self.data.num_classes and self.variant.G.conditional else (None, None))
