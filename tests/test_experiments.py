@@ -47,6 +47,7 @@ def test_experiment_runs_aggregates_and_resumes(tmp_path, tiny_npz, monkeypatch)
     assert all(float(r["fd"]) >= 0 and r["backbone"] == "effnet-lite0" for r in rows)
     summary = (out / "summary.md").read_text()
     assert "| dcgan | 2 |" in summary and "±" in summary
+    assert all(float(r["train_s"]) > 0 for r in rows) and "train min" in summary
     # a rerun skips finished runs (their done.json and stats stay untouched)
     stamp = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/stats.jsonl")}
     # an interrupted run (no done.json) is resumed from its checkpoint, not restarted
@@ -73,3 +74,25 @@ def test_seed_major_order(tmp_path, tiny_npz):
     spec = load_spec(_spec(tmp_path, tiny_npz, seed_major=True))
     assert [j.seed for j in spec.jobs()] == [0, 0, 1, 1]
     assert [j.variant for j in spec.jobs()] == ["dcgan", "sngan", "dcgan", "sngan"]
+
+
+def test_train_seconds_sums_iterations_without_eval_gaps(tmp_path):
+    """train_s = sum of batch * d_updates / img_per_s over the logged iterations (the loop's own
+    definition of img_per_s), read from stats.jsonl or its gzipped copy; evaluation pauses
+    between iterations (visible in `time`) do not count."""
+    import gzip
+    import json
+
+    from fewgan.experiments.runner import iteration_seconds, train_seconds
+
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"train": {"batch_size": 8}}))
+    recs = [{"step": 1, "d_updates": 1, "img_per_s": 4.0, "time": 0.0},     # 2 s
+            {"step": 2, "d_updates": 2, "img_per_s": 8.0, "time": 500.0},   # 2 s (an eval before it)
+            {"step": 3, "d_updates": 0, "img_per_s": 16.0, "time": 501.0}]  # G-only: counted as 1 batch
+    assert iteration_seconds(recs[1], 8) == pytest.approx(2.0)
+    with gzip.open(tmp_path / "stats.jsonl.gz", "wt") as f:
+        f.write("\n".join(json.dumps(r) for r in recs))
+    assert train_seconds(tmp_path) == pytest.approx(4.5)
+    (tmp_path / "stats.jsonl").write_text(json.dumps(recs[0]) + "\n")  # the plain file wins
+    assert train_seconds(tmp_path) == pytest.approx(2.0)
+    assert train_seconds(tmp_path / "missing") is None

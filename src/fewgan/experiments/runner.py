@@ -45,7 +45,7 @@ def run_job(job_and_dir: tuple[Job, Path]) -> dict:
     row = {"run": job.run, "variant": job.variant, "data": job.data, "seed": job.seed, "step": tr.step,
            **{k: last.get(k) for k in METRICS}, "backbone": last.get("backbone"),
            "n_gen": last.get("n_gen"), "n_real": last.get("n_real"),
-           "img_per_s": _median_img_s(run_dir)}
+           "img_per_s": _median_img_s(run_dir), "train_s": train_seconds(run_dir)}
     # a compact copy of the per-step stats that can live in version control (the report reads it)
     with open(run_dir / "stats.jsonl", "rb") as src, gzip.open(run_dir / "stats.jsonl.gz", "wb") as dst:
         shutil.copyfileobj(src, dst)
@@ -67,6 +67,31 @@ def _median_img_s(run_dir: Path) -> float | None:
     vals = [r.get("img_per_s") for r in load_jsonl(run_dir / "stats.jsonl")]
     vals = [v for v in vals if v]
     return statistics.median(vals) if vals else None
+
+
+def iteration_seconds(rec: dict, batch_size: int) -> float | None:
+    """Wall-clock seconds of one logged iteration (its D and G updates, without evaluation or
+    checkpointing): the loop logs img_per_s = batch_size * max(d_updates, 1) / seconds."""
+    ips = rec.get("img_per_s")
+    if not ips:
+        return None
+    return batch_size * max(int(rec.get("d_updates") or 1), 1) / ips
+
+
+def train_seconds(run_dir: Path) -> float | None:
+    """Training wall-clock of a run: the sum of its iterations' seconds (evaluations, grids and
+    checkpoints excluded, so runs that evaluate at different times compare fairly)."""
+    import yaml
+
+    from ..report import load_jsonl
+
+    cfg_p = run_dir / "config.yaml"
+    if not cfg_p.is_file():
+        return None
+    batch = int((yaml.safe_load(cfg_p.read_text()) or {}).get("train", {}).get("batch_size", 0) or 0)
+    secs = [iteration_seconds(r, batch) for r in load_jsonl(run_dir / "stats.jsonl")] if batch else []
+    secs = [s for s in secs if s is not None]
+    return math.fsum(secs) if secs else None
 
 
 def prepare(spec_path: str | Path, out: str | Path | None = None) -> tuple[Spec, Path]:
@@ -99,7 +124,12 @@ def run_experiment(spec_path: str | Path, out: str | Path | None = None, executo
 
 def write_tables(out: Path, spec: Spec | None = None) -> None:
     """results.csv from every finished run, and the mean ± std summary (CSV and Markdown)."""
-    rows = [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*/done.json"))]
+    rows = []
+    for p in sorted((out / "runs").glob("*/done.json")):
+        r = json.loads(p.read_text())
+        if r.get("train_s") is None:  # runs finished before train_s was recorded: derive it from their stats
+            r["train_s"] = train_seconds(p.parent)
+        rows.append(r)
     if not rows:
         return
     cols = list(rows[0])
@@ -110,7 +140,7 @@ def write_tables(out: Path, spec: Spec | None = None) -> None:
     summary = []
     for (data, variant), rs in groups.items():
         s = {"data": data, "variant": variant, "seeds": len(rs), "step": rs[0]["step"], "backbone": rs[0]["backbone"]}
-        for m in METRICS + ("img_per_s",):
+        for m in METRICS + ("img_per_s", "train_s"):
             vals = [r[m] for r in rs if r.get(m) is not None and not math.isnan(r[m])]
             s[f"{m}_mean"] = statistics.fmean(vals) if vals else None
             s[f"{m}_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
@@ -126,15 +156,18 @@ def write_tables(out: Path, spec: Spec | None = None) -> None:
               "density, coverage: higher is better; near-copies: fraction of samples much closer to a "
               "training image than training images are to each other; NDB/K, NDB JS: mode collapse "
               "(share of k-means cells whose generated share differs, and the cell-histogram JS "
-              "divergence): lower is better.", ""]
+              "divergence): lower is better. img/s: real images per second through D (median iteration); "
+              "train min: training wall-clock per run (sum of iteration times, evaluation excluded; "
+              "comparable only within one experiment on one machine).", ""]
     for data in dict.fromkeys(s["data"] for s in summary):
         lines += [f"## {data}", "",
                   "| variant | seeds | FD | KID | IS | precision | recall | density | coverage | near-copies "
-                  "| NDB/K | NDB JS | img/s |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| NDB/K | NDB JS | img/s | train min |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for s in (x for x in summary if x["data"] == data):
             cells = [_pm(s, m, 2 if m in ("fd", "is") else 4 if m == "kid" else 3) for m in METRICS]
             cells.append(f"{s['img_per_s_mean']:.0f}" if s["img_per_s_mean"] else "")
+            cells.append(f"{s['train_s_mean'] / 60:.1f} ± {s['train_s_std'] / 60:.1f}" if s["train_s_mean"] else "")
             lines.append(f"| {s['variant']} | {s['seeds']} | " + " | ".join(cells) + " |")
         lines.append("")
     (out / "summary.md").write_text("\n".join(lines))
