@@ -15,13 +15,14 @@ declare -A STUDIES=(
   [ablation]="experiment experiments/song2023-ablation.yaml --out results/song2023/ablation"
   [weaver]="experiment experiments/weaver-gadv.yaml --out results/balance/weaver"
   [weaver50]="experiment experiments/weaver-gadv50.yaml --out results/balance/weaver50"
+  [autobalance]="experiment experiments/weaver-autobalance.yaml --out results/balance/weaver-autobalance"
   [dog]="experiment experiments/dog-tricks.yaml --out results/balance/dog-tricks"
   [mixnorm]="experiment experiments/mixnorm-compare.yaml --out results/hgan/mixnorm"
   [hgan]="experiment experiments/hgan-compare.yaml --out results/hgan/compare"
   [yin]="experiment experiments/yin2020-compare.yaml --out results/yin2020/compare"
   [gamma]="experiment experiments/yin2020-gamma.yaml --out results/yin2020/gamma"
 )
-ORDER=(table1 collapse ablation weaver weaver50 dog mixnorm hgan yin gamma)
+ORDER=(table1 collapse ablation weaver weaver50 autobalance dog mixnorm hgan yin gamma)
 [ $# -gt 0 ] && ORDER=("$@")
 for s in "${ORDER[@]}"; do
   [ -n "${STUDIES[$s]:-}" ] || { echo "unknown study '$s'; known: ${!STUDIES[*]}" >&2; exit 2; }
