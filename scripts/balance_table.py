@@ -68,7 +68,11 @@ def main() -> None:
             + [f"FD @ {s}" for s in eval_steps] + ["final FD", "KID", "NDB JS", "near-dup. share (last check)"])
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
-    for (data, variant), rs in groups.items():
+    def order(item):  # by data set, then by G updates per iteration (the ratio), then name
+        (data, variant), rs = item
+        return data, statistics.fmean(r["g_per_it"] or 0.0 for r in rs), variant
+
+    for (data, variant), rs in sorted(groups.items(), key=order):
         cells = [data, variant, str(len(rs)), _pm([r["steps"] for r in rs], 0), _pm([r["g_per_it"] for r in rs], 2),
                  _pm([r["updates"] for r in rs], 0), _pm([r["train_min"] for r in rs], 1),
                  _pm([r["ratio_first"] for r in rs], 2), _pm([r["ratio_last"] for r in rs], 2)]
