@@ -243,3 +243,11 @@ def test_warning_summary_gives_first_step_and_count_per_signal():
              {"step": 700, "warnings": "something else"}]
     assert warning_summary(stats) == {"ndb": (300, 2), "saturation": (600, 1), "something else": (700, 1)}
     assert warning_summary([{"step": 1}]) == {}
+
+
+def test_natural_key_orders_numbers_by_value():
+    from fewgan.report import natural_key
+
+    names = ["dcgan-g=10-s0", "dcgan-g=2-s1", "dcgan-g=2-s0", "dcgan-g=1-s2", "began-g=4-s0"]
+    assert sorted(names, key=natural_key) == ["began-g=4-s0", "dcgan-g=1-s2", "dcgan-g=2-s0", "dcgan-g=2-s1",
+                                              "dcgan-g=10-s0"]

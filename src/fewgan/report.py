@@ -949,7 +949,12 @@ def _collect_runs(exp: Path, rows: list[dict[str, str]]) -> list[_RunInfo]:
     for r in runs.values():
         r.stats = load_jsonl(r.dir / "stats.jsonl")
         r.metrics = load_jsonl(r.dir / "metrics.jsonl")
-    return list(runs.values())
+    return sorted(runs.values(), key=lambda r: natural_key(r.name))
+
+
+def natural_key(text: str) -> list:
+    """Sort key that orders the numbers inside names by value: g_steps=2 before g_steps=10."""
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", text)]
 
 
 def _ordered(values: Iterable[str]) -> list[str]:
