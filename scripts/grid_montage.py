@@ -20,6 +20,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from fewgan.report import natural_key  # noqa: E402
+
 
 def _label(run: Path) -> str:
     done = run / "done.json"
@@ -29,21 +31,13 @@ def _label(run: Path) -> str:
     return run.name
 
 
-def _g_steps(run: Path) -> float:
-    """Sort key: the run's G updates per iteration where its name says it, else 0."""
-    for part in run.name.replace("__", "-").split("-"):
-        if part.startswith("train.g_steps="):
-            return float(part.split("=", 1)[1])
-    return 0.0
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", type=Path)
     ap.add_argument("--steps", nargs="+", type=int, required=True, help="training steps whose grids to show")
     ap.add_argument("-o", "--out", type=Path, required=True)
     args = ap.parse_args()
-    runs = sorted((r for r in args.runs if r.is_dir()), key=lambda r: (_g_steps(r), r.name))
+    runs = sorted((r for r in args.runs if r.is_dir()), key=lambda r: natural_key(r.name))
     if not runs:
         raise SystemExit("no run folders given")
     fig, axes = plt.subplots(len(runs), len(args.steps), figsize=(3.2 * len(args.steps), 3.3 * len(runs)),
