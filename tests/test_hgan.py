@@ -149,6 +149,44 @@ def test_teacher_checkpoint_round_trip(tmp_path):
         load_teacher(other)
 
 
+def test_teacher_resume_equals_uninterrupted(tmp_path):
+    """Training 3 steps, then rerunning for 7, gives the same teacher as 7 steps at once (crosses an epoch)."""
+    data = _structured()
+    kw = dict(batch_size=8, lr=3e-3, hidden=6, layers=1, heldout_frac=0.25, seed=0, eval_every=3, ckpt_every=0,
+              data=data)
+    whole = train_teacher("bars", tmp_path / "whole.safetensors", steps=7, **kw)
+    part = tmp_path / "part.safetensors"
+    train_teacher("bars", part, steps=3, **kw)
+    resumed = train_teacher("bars", part, steps=7, **kw)
+    for (name, a), b in zip(whole.net.state_dict().items(), resumed.net.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+    strip = lambda h: [{k: v for k, v in r.items() if k != "time_s"} for r in h]  # noqa: E731
+    assert strip(resumed.meta["history"]) == strip(whole.meta["history"])
+    assert [r["step"] for r in resumed.meta["history"]] == [3, 6, 7]
+    assert resumed.meta["train"]["step"] == 7
+
+
+def test_teacher_never_replaces_a_file_silently(tmp_path):
+    data = _structured()
+    kw = dict(batch_size=8, hidden=6, layers=1, heldout_frac=0.25, ckpt_every=0, data=data)
+    path = tmp_path / "t.safetensors"
+    train_teacher("bars", path, steps=2, **kw)
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match="already trained for 2 steps"):
+        train_teacher("bars", path, steps=2, **kw)
+    with pytest.raises(ValueError, match="learning rate"):
+        train_teacher("bars", path, steps=4, lr=5e-4, **kw)
+    with pytest.raises(ValueError, match="architecture"):
+        train_teacher("bars", path, steps=4, **dict(kw, hidden=8))
+    assert path.read_bytes() == before  # refused runs leave the file as it was
+    other = tmp_path / "gan.safetensors"
+    checkpoint.save(other, {"G": torch.nn.Linear(2, 2)}, {}, {"step": 0})
+    with pytest.raises(ValueError, match="not a teacher"):
+        train_teacher("bars", other, steps=2, **kw)
+    res = train_teacher("bars", path, steps=1, overwrite=True, **kw)  # --force: from scratch
+    assert res.meta["train"]["step"] == 1 and [r["step"] for r in res.meta["history"]] == [1]
+
+
 def test_teacher_cli_train_and_sample(tmp_path):
     rng = np.random.default_rng(0)
     x = np.zeros((20, 8, 8, 1), dtype=np.uint8)
@@ -161,6 +199,10 @@ def test_teacher_cli_train_and_sample(tmp_path):
                                  "--out", str(out), "--no-progress"])
     assert r.exit_code == 0, r.output
     assert out.is_file() and "held-out bits/dim" in r.output
+    r = CliRunner().invoke(app, ["teacher", "train", "--data", str(src), "--steps", "2", "--resolution", "8",
+                                 "--hidden", "4", "--layers", "1", "--batch-size", "4", "--heldout", "0.2",
+                                 "--out", str(out), "--no-progress"])
+    assert r.exit_code == 2 and "already trained for 2 steps" in r.output and "--force" in r.output
     grid = tmp_path / "s.png"
     r = CliRunner().invoke(app, ["teacher", "sample", str(out), "-n", "2", "-o", str(grid)])
     assert r.exit_code == 0, r.output

@@ -38,9 +38,14 @@ def train(
     seed: int = typer.Option(0, "--seed", help="Seed of the split, the initialisation and the batch order."),
     eval_every: int = typer.Option(500, "--eval-every", help="Held-out bits/dim every N steps (and at the end)."),
     ckpt_every: int = typer.Option(500, "--ckpt-every", help="Rewrite the teacher file every N steps (0 = only at the end)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing teacher file and train from scratch."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
-    """Train a Gated PixelCNN by likelihood; report held-out bits/dim; save a frozen-loadable file."""
+    """Train a Gated PixelCNN by likelihood; report held-out bits/dim; save a frozen-loadable file.
+
+    An existing teacher file is continued, never replaced: rerunning the same command resumes an
+    interrupted run, and a larger --steps extends a finished one. --force retrains from scratch.
+    """
     from .data import DataError
     from .teacher import default_teacher_path, train_teacher
     from .training.checkpoint import CheckpointError
@@ -66,11 +71,12 @@ def train(
         if bar:
             bar.update(task, completed=step, description=f"{rec['train_bpd_smooth']:.3f} bits/dim (train)")
 
-    console.print(f"teacher: {data} @ {resolution}px -> {out}  ({layers + 1} gated layers x {hidden} channels)")
+    console.print(f"teacher: {data} @ {resolution}px -> {out}  ({layers + 1} gated layers x {hidden} channels)"
+                  + ("" if force or not out.exists() else "  (file exists: continuing it)"))
     try:
         res = train_teacher(data, out, steps=steps, batch_size=batch_size, lr=lr, hidden=hidden, layers=layers,
                             heldout_frac=heldout, seed=seed, resolution=resolution, channels=channels or None,
-                            eval_every=eval_every, ckpt_every=ckpt_every, on_step=on_step)
+                            eval_every=eval_every, ckpt_every=ckpt_every, on_step=on_step, overwrite=force)
     except (DataError, CheckpointError, ValueError) as e:
         _fail(str(e))
     finally:

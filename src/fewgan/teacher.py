@@ -91,13 +91,19 @@ def train_teacher(source: str, out: str | Path | None = None, steps: int = 2000,
                   heldout_frac: float = 0.1, seed: int = 0, resolution: int = 32, channels: int | None = None,
                   eval_every: int = 500, ckpt_every: int = 500,
                   on_step: Callable[[int, dict], None] | None = None,
-                  data: ImageData | None = None) -> TeacherResult:
+                  data: ImageData | None = None, overwrite: bool = False) -> TeacherResult:
     """Train a Gated PixelCNN on `source` by maximum likelihood (Adam) and save it to `out`.
 
     channels: 1 or 3, or None to keep an npz file's own channels. The held-out images
     (seeded split) are never trained on; their bits/dim is measured every `eval_every`
     steps and at the end and stored in the checkpoint's metadata. `on_step(step, record)`
     is called after every step (the CLI's progress bar).
+
+    An existing file at `out` is never silently replaced: if it holds this same teacher
+    (architecture, data, split, batch size, learning rate) trained for fewer than `steps`
+    steps, training continues from it exactly where it stopped (weights, Adam state, batch
+    order), so an interrupted or too-short run can be resumed or extended; otherwise a
+    ValueError says what differs. `overwrite=True` retrains from scratch.
     """
     data = data or load_images(source, resolution, channels)
     out = Path(out) if out is not None else default_teacher_path(source)
@@ -108,20 +114,27 @@ def train_teacher(source: str, out: str | Path | None = None, steps: int = 2000,
     net = GatedPixelCNN(int(data.x.shape[1]), hidden, layers, kernel, first_kernel)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     x_train, x_held = data.x[train_idx], data.x[held_idx]
+    history: list[dict] = []
+    running, elapsed = None, 0.0
+    done = 0
+    if out.exists() and not overwrite:
+        done, history, running, elapsed = _resume(out, net, opt, data, steps, heldout_frac, seed, batch_size, lr)
     gen = torch.Generator().manual_seed(seed + 1)
     per_epoch = len(x_train) // batch_size
     perm = torch.randperm(len(x_train), generator=gen)
-    history: list[dict] = []
-    running, t0 = None, time.perf_counter()
+    t0 = time.perf_counter() - elapsed
 
     def save(step: int) -> None:
         meta = _meta(net, data, step, steps, heldout_frac, seed, len(x_train), len(x_held), history, batch_size, lr)
+        meta["train"].update(time_s=time.perf_counter() - t0, train_bpd_smooth=running)
         checkpoint.save(out, {"T": net}, {"opt_t": opt}, meta)
 
     for step in range(1, steps + 1):
         k = (step - 1) % per_epoch
         if k == 0 and step > 1:
             perm = torch.randperm(len(x_train), generator=gen)
+        if step <= done:  # resuming: replay the batch order of the steps already taken
+            continue
         xb = x_train[perm[k * batch_size:(k + 1) * batch_size]]
         loss = nll_discrete(net(to_float(xb)), xb)
         opt.zero_grad(set_to_none=True)
@@ -142,6 +155,53 @@ def train_teacher(source: str, out: str | Path | None = None, steps: int = 2000,
     save(steps)
     _, meta = checkpoint.read(out)
     return TeacherResult(out, net, meta, history)
+
+
+def _resume(out: Path, net: GatedPixelCNN, opt: torch.optim.Optimizer, data: ImageData, steps: int,
+            heldout_frac: float, seed: int, batch_size: int, lr: float) -> tuple[int, list, float | None, float]:
+    """Load an existing teacher file into (net, opt) to continue it; (steps done, history, smoothed bpd, seconds).
+
+    Raises ValueError naming the file and what differs when it is not this same teacher, or
+    when it already has `steps` steps or more.
+    """
+    try:
+        tensors, meta = checkpoint.read(out)
+    except checkpoint.CheckpointError as e:
+        raise ValueError(f"{e}; it is in the way of the new teacher: choose another --out "
+                         f"(or --force to replace it)") from None
+    if meta.get("kind") != KIND:
+        raise ValueError(f"{out}: exists and is not a teacher checkpoint (kind {meta.get('kind')!r}); "
+                         f"choose another --out (or --force to replace it)")
+    want = {
+        "architecture": net.arch,
+        "data fingerprint": data.fingerprint(),
+        "resolution": int(data.x.shape[-1]),
+        "held-out fraction": heldout_frac,
+        "seed": seed,
+        "batch size": batch_size,
+        "learning rate": lr,
+    }
+    train = meta.get("train", {})
+    have = {
+        "architecture": meta.get("arch"),
+        "data fingerprint": meta.get("data", {}).get("fingerprint"),
+        "resolution": meta.get("data", {}).get("resolution"),
+        "held-out fraction": meta.get("split", {}).get("heldout_frac"),
+        "seed": meta.get("split", {}).get("seed"),
+        "batch size": train.get("batch_size"),
+        "learning rate": train.get("lr"),
+    }
+    for key, value in want.items():
+        if have[key] != value:
+            raise ValueError(f"{out}: exists as a teacher with {key} {have[key]!r}, not {value!r}; "
+                             f"choose another --out, or --force to retrain it from scratch")
+    done = int(train.get("step", 0))
+    if done >= steps:
+        raise ValueError(f"{out}: already trained for {done} steps (held-out bits/dim {meta.get('heldout_bpd')}); "
+                         f"ask for more than {done} --steps to continue it, or --force to retrain from scratch")
+    checkpoint.load_modules(tensors, {"T": net}, out)
+    checkpoint.load_optimizers(tensors, meta, {"opt_t": opt})
+    return done, list(meta.get("history", [])), train.get("train_bpd_smooth"), float(train.get("time_s", 0.0))
 
 
 def load_teacher(path: str | Path, frozen: bool = True) -> tuple[GatedPixelCNN, dict]:
