@@ -96,3 +96,22 @@ def test_train_seconds_sums_iterations_without_eval_gaps(tmp_path):
     (tmp_path / "stats.jsonl").write_text(json.dumps(recs[0]) + "\n")  # the plain file wins
     assert train_seconds(tmp_path) == pytest.approx(2.0)
     assert train_seconds(tmp_path / "missing") is None
+
+
+def test_tables_list_variants_in_natural_order(tmp_path):
+    """g_steps=2 comes before g_steps=10 in results.csv and summary.md (not string order)."""
+    import json
+
+    from fewgan.experiments.runner import METRICS, write_tables
+
+    for g in (10, 2, 1):
+        run = tmp_path / "runs" / f"dcgan-g={g}__cat__s0"
+        run.mkdir(parents=True)
+        row = {"data": "cat", "variant": f"dcgan[g={g}]", "seed": 0, "step": 4, "backbone": "effnet-lite0",
+               "n_gen": 10, "n_real": 10, **{m: float(g) for m in METRICS}, "img_per_s": 1.0, "train_s": 60.0}
+        (run / "done.json").write_text(json.dumps(row))
+    write_tables(tmp_path)
+    with open(tmp_path / "results.csv") as f:
+        assert [r["variant"] for r in csv.DictReader(f)] == ["dcgan[g=1]", "dcgan[g=2]", "dcgan[g=10]"]
+    md = (tmp_path / "summary.md").read_text()
+    assert md.index("dcgan[g=2]") < md.index("dcgan[g=10]")

@@ -19,6 +19,7 @@ import statistics
 from pathlib import Path
 
 from ..config import ConfigError
+from ..report import natural_key
 from ..training.checkpoint import atomic_write
 from .executor import EXECUTORS
 from .spec import Job, Spec, load_spec
@@ -125,7 +126,7 @@ def run_experiment(spec_path: str | Path, out: str | Path | None = None, executo
 def write_tables(out: Path, spec: Spec | None = None) -> None:
     """results.csv from every finished run, and the mean ± std summary (CSV and Markdown)."""
     rows = []
-    for p in sorted((out / "runs").glob("*/done.json")):
+    for p in sorted((out / "runs").glob("*/done.json"), key=lambda p: natural_key(p.parent.name)):  # g=2 before g=10
         r = json.loads(p.read_text())
         if r.get("train_s") is None:  # runs finished before train_s was recorded: derive it from their stats
             r["train_s"] = train_seconds(p.parent)
