@@ -76,6 +76,32 @@ def test_seed_major_order(tmp_path, tiny_npz):
     assert [j.variant for j in spec.jobs()] == ["dcgan", "sngan", "dcgan", "sngan"]
 
 
+def test_only_selects_part_of_the_grid(tmp_path, tiny_npz):
+    from fewgan.experiments.spec import select
+
+    jobs = load_spec(_spec(tmp_path, tiny_npz, grid={"train.fast": [False, True]})).jobs()
+    assert {(j.variant, j.seed) for j in select(jobs, ["preset=sngan", "seed=1"])} == {
+        ("sngan[train.fast=false]", 1), ("sngan[train.fast=true]", 1)}
+    # the same key twice: either value; a shell pattern on the variant
+    assert len(select(jobs, ["seed=0", "seed=1"])) == len(jobs)
+    assert {j.variant for j in select(jobs, ["variant=*fast=true*"])} == {"dcgan[train.fast=true]",
+                                                                          "sngan[train.fast=true]"}
+    with pytest.raises(ConfigError, match="matches no run.*preset: dcgan, sngan"):
+        select(jobs, ["preset=began"])
+    with pytest.raises(ConfigError, match="KEY=PATTERN"):
+        select(jobs, ["colour=red"])
+
+
+def test_experiment_only_runs_the_selection_and_tables_the_finished(tmp_path, tiny_npz, monkeypatch):
+    monkeypatch.setenv("FEWGAN_CACHE", str(tmp_path / "cache"))
+    spec = _spec(tmp_path, tiny_npz, seeds=[0])
+    out = run_experiment(spec, tmp_path / "exp", log=lambda *a: None, only=["preset=sngan"])
+    assert sorted(p.parent.name for p in (out / "runs").glob("*/done.json")) == [f"sngan__{tiny_npz.stem}__s0"]
+    run_experiment(spec, tmp_path / "exp", log=lambda *a: None)  # the rest later, same folder
+    with open(out / "results.csv") as f:
+        assert sorted(r["variant"] for r in csv.DictReader(f)) == ["dcgan", "sngan"]
+
+
 def test_train_seconds_sums_iterations_without_eval_gaps(tmp_path):
     """train_s = sum of batch * d_updates / img_per_s over the logged iterations (the loop's own
     definition of img_per_s), read from stats.jsonl or its gzipped copy; evaluation pauses

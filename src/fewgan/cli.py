@@ -225,13 +225,15 @@ def experiment(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Experiment folder (default experiments/<name>)."),
     executor: str = typer.Option("local", "--executor", help="Where runs execute: local (one after another)."),
     report: bool = typer.Option(True, "--report/--no-report", help="Build the report when the grid is done."),
+    only: list[str] = typer.Option([], "--only", help="Run only part of the grid now: KEY=PATTERN with KEY data, "
+                                   "preset, variant, seed or run (shell pattern); repeat the option to combine."),
 ) -> None:
     """Run a grid of runs with equal budgets; finished runs are skipped, interrupted ones resumed."""
     from .data import DataError
     from .experiments.runner import run_experiment
 
     try:
-        folder = run_experiment(spec, out, executor, log=console.print)
+        folder = run_experiment(spec, out, executor, log=console.print, only=only or None)
     except (config_mod.ConfigError, DataError, KeyError, ValueError) as e:
         _fail(str(e).strip("'\""))
     except KeyboardInterrupt:

@@ -22,7 +22,7 @@ from ..config import ConfigError
 from ..report import natural_key
 from ..training.checkpoint import atomic_write
 from .executor import EXECUTORS
-from .spec import Job, Spec, load_spec
+from .spec import Job, Spec, load_spec, select
 
 METRICS = ("fd", "kid", "is", "precision", "recall", "density", "coverage", "near_copy_fraction", "ndb_k", "ndb_js")
 
@@ -111,10 +111,14 @@ def prepare(spec_path: str | Path, out: str | Path | None = None) -> tuple[Spec,
 
 
 def run_experiment(spec_path: str | Path, out: str | Path | None = None, executor: str = "local",
-                   log=print) -> Path:
+                   log=print, only: list[str] | None = None) -> Path:
+    """Run (or resume) the spec's grid into `out`; `only` (KEY=PATTERN filters, see spec.select)
+    runs a part of it now and leaves the rest for a later call; the tables cover every finished run."""
     spec, out = prepare(spec_path, out)
-    jobs = spec.jobs()
-    log(f"experiment {spec.name}: {len(jobs)} runs -> {out}")
+    every = spec.jobs()
+    jobs = select(every, only) if only else every
+    part = f" ({len(jobs)} of {len(every)} selected by --only {' '.join(only)})" if only else ""
+    log(f"experiment {spec.name}: {len(every)} runs -> {out}{part}")
     pending = [(j, out / "runs" / j.run) for j in jobs]
     for i, row in enumerate(EXECUTORS.get(executor)().map(run_job, pending), 1):
         log(f"[{i}/{len(jobs)}] {row['run']}: FD {row['fd']:.2f} ({row['backbone']}), KID {row['kid']:.4f}, "

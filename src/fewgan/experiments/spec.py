@@ -15,6 +15,7 @@ Unknown keys are errors naming the key, as in run configs.
 
 from __future__ import annotations
 
+import fnmatch
 import itertools
 import re
 from dataclasses import dataclass, field
@@ -72,6 +73,35 @@ class Spec:
         if self.seed_major:
             out.sort(key=lambda j: self.seeds.index(j.seed))  # stable: data / preset order kept within a seed
         return out
+
+
+_SELECT_KEYS = ("data", "preset", "variant", "seed", "run")
+
+
+def select(jobs: list[Job], only: list[str]) -> list[Job]:
+    """The jobs that match every `KEY=PATTERN` filter (`fewgan experiment --only`).
+
+    KEY is data (label), preset, variant, seed or run; PATTERN a shell pattern (`cifar*`). Filters
+    with the same key are alternatives (data=a --only data=b: either), different keys must all hold.
+    """
+    wanted: dict[str, list[str]] = {}
+    for f in only:
+        key, sep, pat = f.partition("=")
+        if not sep or key not in _SELECT_KEYS or not pat:
+            raise ConfigError(f"--only {f!r}: expected KEY=PATTERN with KEY one of {', '.join(_SELECT_KEYS)}")
+        wanted.setdefault(key, []).append(pat)
+
+    def fields(j: Job) -> dict[str, str]:
+        return {"data": j.data, "preset": j.variant.split("[")[0], "variant": j.variant, "seed": str(j.seed),
+                "run": j.run}
+
+    out = [j for j in jobs
+           if all(any(fnmatch.fnmatchcase(fields(j)[k], pat) for pat in pats) for k, pats in wanted.items())]
+    if jobs and not out:
+        have = {k: sorted({fields(j)[k] for j in jobs}) for k in wanted}
+        raise ConfigError("--only " + " ".join(only) + " matches no run of this experiment; it has "
+                          + "; ".join(f"{k}: {', '.join(v)}" for k, v in have.items()))
+    return out
 
 
 def _fmt(v) -> str:
