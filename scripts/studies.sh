@@ -19,10 +19,12 @@ declare -A STUDIES=(
   [dog]="experiment experiments/dog-tricks.yaml --out results/balance/dog-tricks"
   [mixnorm]="experiment experiments/mixnorm-compare.yaml --out results/hgan/mixnorm"
   [hgan]="experiment experiments/hgan-compare.yaml --out results/hgan/compare"
+  [yin-cifar]="experiment experiments/yin2020-compare.yaml --out results/yin2020/compare --only data=cifar10"
+  [yin-fast]="experiment experiments/yin2020-fastpath.yaml --out results/yin2020/fastpath"
   [yin]="experiment experiments/yin2020-compare.yaml --out results/yin2020/compare"
   [gamma]="experiment experiments/yin2020-gamma.yaml --out results/yin2020/gamma"
 )
-ORDER=(table1 collapse ablation weaver weaver50 autobalance dog mixnorm hgan yin gamma)
+ORDER=(table1 collapse ablation weaver weaver50 autobalance dog mixnorm hgan yin-cifar yin-fast yin gamma)
 [ $# -gt 0 ] && ORDER=("$@")
 for s in "${ORDER[@]}"; do
   [ -n "${STUDIES[$s]:-}" ] || { echo "unknown study '$s'; known: ${!STUDIES[*]}" >&2; exit 2; }
