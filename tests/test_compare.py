@@ -84,3 +84,45 @@ def test_compare_with_a_second_experiment_holding_the_baseline(exp, tmp_path_fac
         compare_experiment(exp, "dcgan", with_exps=[exp])
     r = CliRunner().invoke(app, ["compare", str(other), "-b", "dcgan", "--with", str(exp), "-m", "fd"])
     assert r.exit_code == 0 and "| alone | fd |" in r.output
+
+
+def test_steps_to_reach_is_the_first_evaluation_at_or_below():
+    from fewgan.compare import steps_to_reach
+
+    curve = [(750, 160.0), (250, 300.0), (500, 150.0), (1000, 120.0)]  # any order
+    assert steps_to_reach(curve, 155.0) == 500
+    assert steps_to_reach(curve, 150.0) == 500  # at the value counts
+    assert steps_to_reach(curve, 100.0) is None
+    assert steps_to_reach([(2, math.nan), (4, 10.0)], 50.0) == 4
+
+
+def test_compare_reach_counts_iterations_and_minutes(tmp_path):
+    """--reach baseline: iterations (and training minutes) each run needs to reach the baseline's mean final FD."""
+    curves = {("bn", 0): [120.0, 120.0], ("bn", 1): [200.0, 130.0],   # final FDs 120, 130: target 125
+              ("mn", 0): [124.0, 110.0], ("mn", 1): [126.0, 125.0]}   # reach at 2 and 4
+    rows = []
+    for (v, seed), fds in curves.items():
+        name = f"{v}__d__s{seed}"
+        rows.append({"run": name, "variant": v, "data": "d", "seed": seed, "fd": fds[-1]})
+        run = tmp_path / "runs" / name
+        run.mkdir(parents=True)
+        (run / "config.yaml").write_text("train:\n  batch_size: 8\n")
+        with open(run / "stats.jsonl", "w") as f:  # 4 iterations of 6 s each (8 images at 8/6 img/s)
+            for i in range(1, 5):
+                f.write(json.dumps({"step": i, "loss_d": 1.0, "loss_g": 1.0, "img_per_s": 8 / 6.0}) + "\n")
+        with open(run / "metrics.jsonl", "w") as f:
+            for step, fd in zip((2, 4), fds):
+                f.write(json.dumps({"step": step, "fd": fd}) + "\n")
+    with open(tmp_path / "results.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    md = compare_experiment(tmp_path, "bn", metrics=("fd",), reach="baseline")
+    assert "FD ≤ 125.00 (bn's mean final FD)" in md
+    # mn: seed 0 at 2 iterations (12 s), seed 1 at 4 (24 s): 3 ± 1.4 iterations, 0.3 ± 0.1 min
+    assert "| mn | 2/2 | 3 ± 1 | 0.3 ± 0.1 | s0: 2, s1: 4 |" in md
+    assert "| bn | 1/2 | 2 ± 0 | 0.2 ± 0.0 | s0: 2, s1: – |" in md
+    md = compare_experiment(tmp_path, "bn", metrics=("fd",), reach=111.0)
+    assert "| mn | 1/2 | 4 ± 0 | 0.4 ± 0.0 | s0: 4, s1: – |" in md
+    r = CliRunner().invoke(app, ["compare", str(tmp_path), "-b", "bn", "--reach", "soon"])
+    assert r.exit_code == 2 and "--reach 'soon'" in r.output

@@ -58,6 +58,53 @@ def second_half_stability(stats: list[dict], frac: float = 0.5) -> dict[str, flo
     return out
 
 
+def steps_to_reach(curve: list[tuple[int, float]], target: float) -> int | None:
+    """The first evaluation step whose FD is at or below `target` (curve: (step, FD) pairs); None if none."""
+    for step, fd in sorted(curve):
+        if math.isfinite(fd) and fd <= target:
+            return step
+    return None
+
+
+def _fd_curve(run_dir: Path) -> list[tuple[int, float]]:
+    return [(int(m["step"]), float(m["fd"])) for m in load_jsonl(run_dir / "metrics.jsonl")
+            if m.get("fd") is not None and m.get("step") is not None]
+
+
+def _seconds_until(run_dir: Path, step: int) -> float:
+    """Training seconds of a run's iterations up to `step` (evaluation excluded; see runner.train_seconds)."""
+    import yaml
+
+    from .experiments.runner import iteration_seconds
+
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+    batch = int(cfg.get("train", {}).get("batch_size", 0) or 0)
+    secs = [iteration_seconds(r, batch) for r in load_jsonl(run_dir / "stats.jsonl") if r.get("step", 0) <= step]
+    return math.fsum(x for x in secs if x is not None)
+
+
+def _reach_section(data: str, variants: list[str], by: dict, target: float, how: str) -> list[str]:
+    lines = [f"Iterations to reach FD ≤ {target:.2f} ({how}): the first evaluation at or below it, per seed; "
+             "training minutes up to that evaluation (iteration times only). Mean ± std over the seeds that "
+             "reach it.", "",
+             "| variant | seeds reaching | iterations | training min | per seed (iterations) |", "|---|---|---|---|---|"]
+    for v in variants:
+        if not by[v]:
+            continue
+        hits = {}
+        for seed, r in sorted(by[v].items()):
+            run = r["_exp"] / "runs" / r["run"]
+            hits[seed] = steps_to_reach(_fd_curve(run), target)
+        reached = {s: st for s, st in hits.items() if st is not None}
+        its = mean_std(reached.values()) if reached else (math.nan, math.nan)
+        mins = mean_std(_seconds_until(by[v][s]["_exp"] / "runs" / by[v][s]["run"], st) / 60
+                        for s, st in reached.items()) if reached else (math.nan, math.nan)
+        per = ", ".join(f"s{s}: {'–' if st is None else st}" for s, st in hits.items())
+        lines.append(f"| {v} | {len(reached)}/{len(hits)} | {_f(its[0], 0)} ± {_f(its[1], 0)} | "
+                     f"{_f(mins[0], 1)} ± {_f(mins[1], 1)} | {per} |")
+    return lines + [""]
+
+
 def _f(v: float, digits: int) -> str:
     return "–" if not math.isfinite(v) else f"{v:.{digits}f}"
 
@@ -84,7 +131,9 @@ def _read_rows(exps: list[Path]) -> list[dict]:
 
 
 def compare_experiment(exp: str | Path, baseline: str, metrics=DEFAULT_METRICS, half: float = 0.5,
-                       with_exps=()) -> str:
+                       with_exps=(), reach: float | str | None = None) -> str:
+    """The comparison as Markdown. reach: also count the iterations each run needs to get its FD down
+    to a value: a number, or "baseline" for the baseline's mean final FD on each data set."""
     exp = Path(exp)
     exps = [exp] + [Path(e) for e in with_exps]
     rows = _read_rows(exps)
@@ -144,4 +193,10 @@ def compare_experiment(exp: str | Path, baseline: str, metrics=DEFAULT_METRICS, 
             lines.append(f"| {v} | {fmt('loss_d_std')} | {fmt('loss_g_std')} | {fmt('loss_d_mean')} | "
                          f"{fmt('loss_g_mean')} | {fmt('log_ratio_mean')} |")
         lines.append("")
+        if reach is not None:
+            if reach == "baseline":
+                target, how = mean_std(val(r, "fd") for r in by[baseline].values())[0], f"{baseline}'s mean final FD"
+            else:
+                target, how = float(reach), "a fixed value"
+            lines += _reach_section(data, variants, by, target, how)
     return "\n".join(lines)
