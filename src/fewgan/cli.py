@@ -295,18 +295,19 @@ def compare_cmd(
     metric: Optional[list[str]] = typer.Option(None, "--metric", "-m", help="Metrics (repeatable); default fd kid is recall coverage ndb_js."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write the Markdown here (e.g. EXP/compare.md)."),
     reach: Optional[str] = typer.Option(None, "--reach", help="Also count the iterations (and training minutes) each run "
-                                        "needs to reach an FD: a number, or 'baseline' (the baseline's mean final FD)."),
+                                        "needs to reach an FD: a number, 'baseline' (the baseline's mean final FD) or "
+                                        "'baseline-best' (the mean of its seeds' lowest FD during training)."),
 ) -> None:
     """Each variant against a baseline: mean ± std, relative change (overall and per seed), stability."""
     from .compare import DEFAULT_METRICS, compare_experiment
     from .training.checkpoint import atomic_write
 
     try:
-        if reach is not None and reach != "baseline":
+        if reach is not None and reach not in ("baseline", "baseline-best"):
             try:
                 float(reach)
             except ValueError:
-                _fail(f"--reach {reach!r}: expected a number (an FD) or 'baseline'")
+                _fail(f"--reach {reach!r}: expected a number (an FD), 'baseline' or 'baseline-best'")
         md = compare_experiment(exp, baseline, tuple(metric) if metric else DEFAULT_METRICS, with_exps=with_exp or (),
                                 reach=reach)
     except ValueError as e:

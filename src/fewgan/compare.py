@@ -133,7 +133,8 @@ def _read_rows(exps: list[Path]) -> list[dict]:
 def compare_experiment(exp: str | Path, baseline: str, metrics=DEFAULT_METRICS, half: float = 0.5,
                        with_exps=(), reach: float | str | None = None) -> str:
     """The comparison as Markdown. reach: also count the iterations each run needs to get its FD down
-    to a value: a number, or "baseline" for the baseline's mean final FD on each data set."""
+    to a value: a number, "baseline" for the baseline's mean final FD on each data set, or
+    "baseline-best" for the mean over the baseline's seeds of their lowest FD during training."""
     exp = Path(exp)
     exps = [exp] + [Path(e) for e in with_exps]
     rows = _read_rows(exps)
@@ -196,6 +197,10 @@ def compare_experiment(exp: str | Path, baseline: str, metrics=DEFAULT_METRICS, 
         if reach is not None:
             if reach == "baseline":
                 target, how = mean_std(val(r, "fd") for r in by[baseline].values())[0], f"{baseline}'s mean final FD"
+            elif reach == "baseline-best":  # the Mixture Normalisation paper's "updates to reach BN's best"
+                best = [min((fd for _, fd in _fd_curve(r["_exp"] / "runs" / r["run"]) if math.isfinite(fd)),
+                            default=math.nan) for r in by[baseline].values()]
+                target, how = mean_std(best)[0], f"{baseline}'s mean best FD over training"
             else:
                 target, how = float(reach), "a fixed value"
             lines += _reach_section(data, variants, by, target, how)
