@@ -1,3 +1,4 @@
+import pytest
 import numpy as np
 from PIL import Image
 from typer.testing import CliRunner
@@ -95,3 +96,4 @@ def test_eval_run_and_training_set_as_generated(tiny_npz, tmp_path, monkeypatch)
     assert r.exit_code == 0, r.output
     rec = json.loads((tmp_path / "copies" / "metrics.json").read_text())
     assert rec["near_copy_fraction"] == 1.0 and abs(rec["fd"]) < 1e-3
+    assert rec["sharpness_ratio"] == pytest.approx(1.0)  # the data is exactly as sharp as itself

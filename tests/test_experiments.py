@@ -48,6 +48,7 @@ def test_experiment_runs_aggregates_and_resumes(tmp_path, tiny_npz, monkeypatch)
     summary = (out / "summary.md").read_text()
     assert "| dcgan | 2 |" in summary and "±" in summary
     assert all(float(r["train_s"]) > 0 for r in rows) and "train min" in summary
+    assert all(float(r["sharpness_ratio"]) > 0 for r in rows)  # the pixel-space blur measure is recorded
     # a rerun skips finished runs (their done.json and stats stay untouched)
     stamp = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/stats.jsonl")}
     # an interrupted run (no done.json) is resumed from its checkpoint, not restarted

@@ -493,3 +493,31 @@ def test_fast_bootstrap_intervals_equal_the_plain_resample_and_recompute(method)
     kid_slow = bootstrap_ci(kid_stat, a, b, n_boot=20, seed=4, method=method, theta=theta)
     kid_fast = bootstrap_kid_ci(a, b, n_boot=20, seed=4, n_subsets=6, subset_size=40, method=method)
     assert kid_fast == pytest.approx(kid_slow, rel=1e-9, abs=1e-14)
+
+
+# ----------------------------------------------------------------------------- sharpness (blur)
+
+
+def test_laplacian_variance_closed_form_and_blur():
+    from fewgan.metrics.sharpness import laplacian_variance, sharpness
+
+    flat = torch.full((2, 3, 8, 8), 77, dtype=torch.uint8)
+    assert torch.equal(laplacian_variance(flat), torch.zeros(2, dtype=torch.float64))
+    # a grey checkerboard of 0 / 255: every interior Laplacian is ±4 (4 neighbours of the other
+    # colour), half of each sign: variance 16
+    ij = torch.arange(8)
+    board = (((ij[:, None] + ij[None, :]) % 2) * 255).to(torch.uint8).view(1, 1, 8, 8)
+    assert laplacian_variance(board).item() == pytest.approx(16.0)
+    # RGB uses BT.601 luma: an all-red board has luma 0.299 of the grey one, variance 0.299^2 of it
+    red = torch.zeros(1, 3, 8, 8, dtype=torch.uint8)
+    red[:, 0] = board[:, 0]
+    assert laplacian_variance(red).item() == pytest.approx(16.0 * 0.299 ** 2)
+    # blurring lowers it; the ratio against the sharp originals is below 1
+    g = torch.Generator().manual_seed(0)
+    sharp = torch.randint(0, 256, (16, 3, 16, 16), generator=g, dtype=torch.uint8)
+    blurred = torch.nn.functional.avg_pool2d(sharp.float(), 3, stride=1, padding=1).round().to(torch.uint8)
+    s = sharpness(blurred, sharp)
+    assert s["sharpness_ratio"] < 0.5 and s["sharpness_real"] > s["sharpness"] > 0
+    assert sharpness(sharp, sharp)["sharpness_ratio"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="expected uint8 images"):
+        laplacian_variance(torch.zeros(2, 8, 8, dtype=torch.uint8))

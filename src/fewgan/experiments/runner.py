@@ -45,7 +45,7 @@ def run_job(job_and_dir: tuple[Job, Path]) -> dict:
         last = tr.evaluate()
     row = {"run": job.run, "variant": job.variant, "data": job.data, "seed": job.seed, "step": tr.step,
            **{k: last.get(k) for k in METRICS}, "backbone": last.get("backbone"),
-           "n_gen": last.get("n_gen"), "n_real": last.get("n_real"),
+           "n_gen": last.get("n_gen"), "n_real": last.get("n_real"), "sharpness_ratio": last.get("sharpness_ratio"),
            "img_per_s": _median_img_s(run_dir), "train_s": train_seconds(run_dir)}
     # a compact copy of the per-step stats that can live in version control (the report reads it)
     with open(run_dir / "stats.jsonl", "rb") as src, gzip.open(run_dir / "stats.jsonl.gz", "wb") as dst:
@@ -137,7 +137,7 @@ def write_tables(out: Path, spec: Spec | None = None) -> None:
         rows.append(r)
     if not rows:
         return
-    cols = list(rows[0])
+    cols = list(dict.fromkeys(k for r in rows for k in r))  # runs from older versions may lack newer columns
     _write_csv(out / "results.csv", cols, rows)
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in rows:

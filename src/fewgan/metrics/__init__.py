@@ -1,7 +1,7 @@
 """fewgan.metrics: measure honestly.
 
 Pure math on feature arrays (``fd``, ``kid``, ``isc``, ``prdc``, ``ndb``, ``memorisation``,
-``bootstrap``) is kept separate from feature extraction (``features``), like
+``bootstrap``; ``sharpness`` on pixels) is kept separate from feature extraction (``features``), like
 torch-fidelity / clean-fid. Importing this package does not load any network.
 """
 
@@ -18,12 +18,14 @@ from .memorisation import (
 )
 from .ndb import NDBResult, ndb
 from .prdc import PRDC, prdc
+from .sharpness import laplacian_variance, sharpness
 
 __all__ = [
     "frechet_distance", "feature_stats", "fd_from_features",
     "mmd2_unbiased", "polynomial_kernel", "kid_from_features", "kernel_matrices", "kid_from_kernels",
     "inception_score",
     "PRDC", "prdc",
+    "laplacian_variance", "sharpness",
     "NDBResult", "ndb",
     "MemorisationReport", "memorisation_report", "closest_pairs", "DEFAULT_NEAR_COPY_THRESHOLD",
     "bootstrap_ci", "bootstrap_fd_ci", "bootstrap_kid_ci",
