@@ -86,6 +86,15 @@ def test_compare_with_a_second_experiment_holding_the_baseline(exp, tmp_path_fac
     assert r.exit_code == 0 and "| alone | fd |" in r.output
 
 
+def test_is_better_follows_each_metric_direction():
+    from fewgan.compare import is_better
+
+    assert is_better(90.0, 100.0, True) and not is_better(110.0, 100.0, True)
+    assert is_better(2.5, 2.0, False) and not is_better(math.nan, 2.0, False)
+    # sharpness_ratio: the nearer to the data's 1, on a log scale, the better (0.8 beats 1.3; 1.2 beats 0.8)
+    assert is_better(0.8, 1.3, None) and is_better(1.2, 0.8, None) and not is_better(0.5, 1.5, None)
+
+
 def test_steps_to_reach_is_the_first_evaluation_at_or_below():
     from fewgan.compare import steps_to_reach
 

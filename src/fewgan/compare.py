@@ -20,9 +20,19 @@ import numpy as np
 
 from .report import load_jsonl
 
-# which way is better for each metric (True: lower is better)
+# which way is better for each metric (True: lower is better; None: closer to 1, as the data, is better)
 LOWER_IS_BETTER = {"fd": True, "kid": True, "ndb_k": True, "ndb_js": True, "near_copy_fraction": True,
-                   "is": False, "precision": False, "recall": False, "density": False, "coverage": False}
+                   "is": False, "precision": False, "recall": False, "density": False, "coverage": False,
+                   "sharpness_ratio": None}
+
+
+def is_better(value: float, base: float, lower: bool | None) -> bool:
+    """Whether `value` beats `base` for a metric of direction `lower` (see LOWER_IS_BETTER)."""
+    if not (math.isfinite(value) and math.isfinite(base)):
+        return False
+    if lower is None:  # a ratio to the data: the smaller |log ratio| wins
+        return value > 0 and base > 0 and abs(math.log(value)) < abs(math.log(base))
+    return value < base if lower else value > base
 DEFAULT_METRICS = ("fd", "kid", "is", "recall", "coverage", "ndb_js")
 
 
@@ -110,7 +120,8 @@ def _f(v: float, digits: int) -> str:
 
 
 def _digits(metric: str) -> int:
-    return 4 if metric == "kid" else 3 if metric in ("recall", "coverage", "precision", "ndb_js", "ndb_k") else 2
+    return 4 if metric == "kid" else 3 if metric in ("recall", "coverage", "precision", "ndb_js", "ndb_k",
+                                                      "sharpness_ratio") else 2
 
 
 def _read_rows(exps: list[Path]) -> list[dict]:
@@ -175,11 +186,11 @@ def compare_experiment(exp: str | Path, baseline: str, metrics=DEFAULT_METRICS, 
                     lines.append(f"| {v} | {m} | {_f(mv, d)} ± {_f(sv, d)} ({len(by[v])} seeds) | – | – | – |")
                     continue
                 mb, _ = mean_std(val(r, m) for r in by[baseline].values())
-                per = paired_changes({s: val(r, m) for s, r in by[v].items()},
-                                     {s: val(r, m) for s, r in by[baseline].items()})
+                vs = {s: val(r, m) for s, r in by[v].items()}
+                bs = {s: val(r, m) for s, r in by[baseline].items()}
+                per = paired_changes(vs, bs)
                 pm, ps = mean_std(per)
-                lower = LOWER_IS_BETTER[m]
-                better = sum(1 for c in per if math.isfinite(c) and (c < 0 if lower else c > 0))
+                better = sum(is_better(vs[s], bs[s], LOWER_IS_BETTER[m]) for s in sorted(set(vs) & set(bs)))
                 lines.append(f"| {v} | {m} | {_f(mv, d)} ± {_f(sv, d)} ({len(by[v])} seeds) | "
                              f"{_f(relative_change(mv, mb), 1)} % | {_f(pm, 1)} ± {_f(ps, 1)} % | {better}/{len(per)} |")
         lines += ["", "| variant | std L_D | std L_G | mean L_D | mean L_G | mean log(L_G/L_D) |", "|---|---|---|---|---|---|"]
