@@ -183,6 +183,23 @@ def test_atomic_write_keeps_old_file_when_writer_dies(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["ck.safetensors"]  # no temp file left behind
 
 
+def test_atomic_write_gives_ordinary_permissions(tmp_path):
+    """safetensors creates owner-only files; checkpoints get the umask's mode, replacements keep theirs."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / "ck.safetensors"
+        checkpoint.save(path, {"G": torch.nn.Linear(2, 2)}, {}, {"step": 1})
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644
+        os.chmod(path, 0o640)
+        checkpoint.save(path, {"G": torch.nn.Linear(2, 2)}, {}, {"step": 2})
+        assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    finally:
+        os.umask(old)
+
+
 def test_sigint_checkpoints_and_stops(tiny_npz, tmp_path):
     import os
     import signal

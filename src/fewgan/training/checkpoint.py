@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 from pathlib import Path
 
 import torch
@@ -42,12 +43,24 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     return cks[-1] if cks else None
 
 
+def _new_file_mode() -> int:
+    """The permissions an ordinary new file gets under the process umask (e.g. 0o644)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write(path: Path, write) -> None:
-    """Call write(tmp_path), then fsync and rename tmp_path to path."""
+    """Call write(tmp_path), then fsync and rename tmp_path to path.
+
+    The result has the permissions of the file it replaces, or a new file's under the umask (some
+    writers, safetensors among them, create owner-only files, which would hide shared runs).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         write(tmp)
+        os.chmod(tmp, stat.S_IMODE(path.stat().st_mode) if path.exists() else _new_file_mode())
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
