@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -268,4 +269,17 @@ def test_experiment_specs_load():
     grey = [j for j in jobs if "fashion" in j.data]
     assert grey and all(j.cfg.data.channels == 1 and j.cfg.data.resolution == 32 for j in grey)
     gamma = load_spec(ROOT / "experiments" / "yin2020-gamma.yaml")
-    assert sorted({j.cfg.began.gamma for j in gamma.jobs()}) == [0.3, 0.5, 0.7]
+    assert sorted({j.cfg.began.gamma for j in gamma.jobs()}) == [0.3, 0.7]
+    # gamma = 0.5 is the compare's improved-BEGAN cat runs: the same configuration but for gamma
+    cat05 = {j.seed: j.cfg for j in jobs if j.variant == "began-improved" and j.data == "afhq_cat"}
+    for j in gamma.jobs():
+        assert cat05[j.seed].began.gamma == 0.5
+        assert dataclasses.replace(j.cfg, began=dataclasses.replace(j.cfg.began, gamma=0.5)) == cat05[j.seed]
+    # the fast-path check repeats the compare's CIFAR-10 runs with train.fast only
+    fast = load_spec(ROOT / "experiments" / "yin2020-fastpath.yaml").jobs()
+    fp32 = {(j.variant, j.seed): j.cfg for j in jobs if j.data == "cifar10"}
+    assert len(fast) == len(fp32) == 6
+    for j in fast:
+        twin = fp32[(j.variant.split("[")[0], j.seed)]
+        assert j.cfg.train.fast and not twin.train.fast
+        assert dataclasses.replace(j.cfg, train=dataclasses.replace(j.cfg.train, fast=False)) == twin
