@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .experiments.runner import train_seconds
 from .report import load_jsonl
 
 # which way is better for each metric (True: lower is better; None: closer to 1, as the data, is better)
@@ -81,18 +82,6 @@ def _fd_curve(run_dir: Path) -> list[tuple[int, float]]:
             if m.get("fd") is not None and m.get("step") is not None]
 
 
-def _seconds_until(run_dir: Path, step: int) -> float:
-    """Training seconds of a run's iterations up to `step` (evaluation excluded; see runner.train_seconds)."""
-    import yaml
-
-    from .experiments.runner import iteration_seconds
-
-    cfg = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
-    batch = int(cfg.get("train", {}).get("batch_size", 0) or 0)
-    secs = [iteration_seconds(r, batch) for r in load_jsonl(run_dir / "stats.jsonl") if r.get("step", 0) <= step]
-    return math.fsum(x for x in secs if x is not None)
-
-
 def _reach_section(data: str, variants: list[str], by: dict, target: float, how: str) -> list[str]:
     lines = [f"Iterations to reach FD ≤ {target:.2f} ({how}): the first evaluation at or below it, per seed; "
              "training minutes up to that evaluation (iteration times only). Mean ± std over the seeds that "
@@ -107,7 +96,7 @@ def _reach_section(data: str, variants: list[str], by: dict, target: float, how:
             hits[seed] = steps_to_reach(_fd_curve(run), target)
         reached = {s: st for s, st in hits.items() if st is not None}
         its = mean_std(reached.values()) if reached else (math.nan, math.nan)
-        mins = mean_std(_seconds_until(by[v][s]["_exp"] / "runs" / by[v][s]["run"], st) / 60
+        mins = mean_std((train_seconds(by[v][s]["_exp"] / "runs" / by[v][s]["run"], until_step=st) or math.nan) / 60
                         for s, st in reached.items()) if reached else (math.nan, math.nan)
         per = ", ".join(f"s{s}: {'–' if st is None else st}" for s, st in hits.items())
         lines.append(f"| {v} | {len(reached)}/{len(hits)} | {_f(its[0], 0)} ± {_f(its[1], 0)} | "

@@ -79,9 +79,10 @@ def iteration_seconds(rec: dict, batch_size: int) -> float | None:
     return batch_size * max(int(rec.get("d_updates") or 1), 1) / ips
 
 
-def train_seconds(run_dir: Path) -> float | None:
+def train_seconds(run_dir: Path, until_step: int | None = None) -> float | None:
     """Training wall-clock of a run: the sum of its iterations' seconds (evaluations, grids and
-    checkpoints excluded, so runs that evaluate at different times compare fairly)."""
+    checkpoints excluded, so runs that evaluate at different times compare fairly); with
+    `until_step`, of its iterations up to and including that step."""
     import yaml
 
     from ..report import load_jsonl
@@ -90,7 +91,10 @@ def train_seconds(run_dir: Path) -> float | None:
     if not cfg_p.is_file():
         return None
     batch = int((yaml.safe_load(cfg_p.read_text()) or {}).get("train", {}).get("batch_size", 0) or 0)
-    secs = [iteration_seconds(r, batch) for r in load_jsonl(run_dir / "stats.jsonl")] if batch else []
+    stats = load_jsonl(run_dir / "stats.jsonl")
+    if until_step is not None:
+        stats = [r for r in stats if r.get("step", 0) <= until_step]
+    secs = [iteration_seconds(r, batch) for r in stats] if batch else []
     secs = [s for s in secs if s is not None]
     return math.fsum(secs) if secs else None
 
