@@ -508,6 +508,8 @@ def test_conditional_training_steps_change_parameters(tiny_npz, tmp_path):
 def test_presets_load():
     c = config_mod.load_preset("cdcgan")
     assert c.model.conditional and c.model.cond_mode == "projection" and c.model.arch == "dcgan"
+    assert c.model.spectral_norm  # METHODS §12: the projection D is combined with SN
+    assert not config_mod.load_preset("cdcgan-nosn").model.spectral_norm
     a = config_mod.load_preset("dcgan-autobalance")
     assert a.train.schedule == "autobalance" and (a.balance.min_g, a.balance.max_g) == (1, 8)
     n = config_mod.load_preset("dcgan-noisy").loss
@@ -527,7 +529,7 @@ def test_experiment_specs_load():
     c = load_spec(EXPERIMENTS / "collapse-demo.yaml").jobs()
     assert len(c) == 4 and all(j.cfg.log.monitors == ("collapse",) for j in c)
     d = load_spec(EXPERIMENTS / "dog-tricks.yaml")
-    assert len(d.jobs()) == 6 * 2 * 3 and d.steps >= 1500
+    assert len(d.jobs()) == 7 * 2 * 3 and d.steps >= 1500
     assert {j.cfg.train.batch_size for j in d.jobs()} == {64}
 
 
