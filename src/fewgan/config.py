@@ -44,6 +44,8 @@ class ModelConfig:
     conditional: bool = False  # class-conditional G and D (METHODS §12); needs labelled data (dcgan only)
     cond_mode: str = "projection"  # how a conditional D uses the label: projection | concat (one-hot input maps)
     cond_embed: int = 128  # size of G's label embedding, concatenated to z
+    transition_start: int = 500  # train.variant=transitional: iteration at which conditioning starts to fade in
+    transition_end: int = 1000  # ... and at which it is complete (lambda_t = 1); Shahbazi et al. 2022
     g_norm: str = "batch"  # norm in the DCGAN generator: batch | mixture (MixtureNorm2d after the 4x4 and 8x8 layers, METHODS §14)
     mixnorm_k: int = 3  # mixture components of MixtureNorm2d (1 = BatchNorm)
 

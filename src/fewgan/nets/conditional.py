@@ -51,10 +51,16 @@ class ConditionalDCGANGenerator(nn.Module):
         self.embed = nn.Embedding(num_classes, embed_dim)
         z_dim = in_features or nz
         self.body = DCGANGenerator(nz, channels, resolution, width, in_features=z_dim + embed_dim)
+        # weight of the label embedding in G's input: 1 for a plain conditional G; the transitional
+        # variant ramps it from 0 (G unconditional) to 1 (Shahbazi et al. 2022)
+        self.label_scale = 1.0
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         y = _check_labels(y, self.num_classes, "the generator")
-        return self.body(torch.cat([z.reshape(z.shape[0], -1), self.embed(y).to(z.dtype)], dim=1))
+        e = self.embed(y).to(z.dtype)
+        if self.label_scale != 1.0:
+            e = e * self.label_scale
+        return self.body(torch.cat([z.reshape(z.shape[0], -1), e], dim=1))
 
 
 class ConditionalDCGANDiscriminator(nn.Module):
@@ -89,8 +95,17 @@ class ConditionalDCGANDiscriminator(nn.Module):
         if self.mode == "concat":
             maps = F.one_hot(y, self.num_classes).to(x.dtype)[:, :, None, None].expand(-1, -1, *x.shape[-2:])
             return self.trunk(torch.cat([x, maps], dim=1))
+        uncond, cond = self.split_logits(x, y)
+        return (uncond + cond).flatten()
+
+    def split_logits(self, x: torch.Tensor, y: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Projection mode: the unconditional logit w^T phi + b and the projection term
+        Emb_D(y)^T phi, separately (their sum is the projection D's logit), each of shape (B,)."""
+        if self.mode != "projection":
+            raise ValueError("split_logits needs model.cond_mode=projection")
+        y = _check_labels(y, self.num_classes, "the discriminator")
         phi = self.trunk.features(x).sum(dim=(2, 3))  # (B, ch): sum pooling, as in the projection paper
-        return (self.linear(phi).squeeze(1) + (self.embed(y).to(phi.dtype) * phi).sum(dim=1)).flatten()
+        return self.linear(phi).squeeze(1), (self.embed(y).to(phi.dtype) * phi).sum(dim=1)
 
 
 @CONDITIONAL_NETWORKS.register("dcgan")

@@ -4,6 +4,7 @@ from .base import VARIANTS, Batch, GeneratorPipeline, Variant
 from . import standard  # noqa: F401  (registers "standard")
 from . import began  # noqa: F401  (registers "began")
 from . import hgan  # noqa: F401  (registers "hgan")
+from . import transitional  # noqa: F401  (registers "transitional")
 
 
 def build_variant(cfg, num_classes: int = 0) -> Variant:
