@@ -17,6 +17,10 @@ declare -A STUDIES=(
   [weaver50]="experiment experiments/weaver-gadv50.yaml --out results/balance/weaver50"
   [autobalance]="experiment experiments/weaver-autobalance.yaml --out results/balance/weaver-autobalance"
   [dog]="experiment experiments/dog-tricks.yaml --out results/balance/dog-tricks"
+  [transition]="experiment experiments/cgan-transition.yaml --out results/balance/cgan-transition"
+  [teacher-mnist]="teacher train --data ../shared/data/mnist_1k.npz --resolution 32 --channels 1 --steps 3000 --ckpt-every 250 --no-progress"
+  [teacher-cifar]="teacher train --data ../shared/data/cifar10_1k.npz --resolution 32 --channels 3 --steps 3000 --ckpt-every 250 --no-progress"
+  [hgan-mnist]="experiment experiments/hgan-compare.yaml --out results/hgan/compare --only data=mnist"
   [mixnorm]="experiment experiments/mixnorm-compare.yaml --out results/hgan/mixnorm"
   [hgan]="experiment experiments/hgan-compare.yaml --out results/hgan/compare"
   [yin-cifar]="experiment experiments/yin2020-compare.yaml --out results/yin2020/compare --only data=cifar10"
@@ -24,7 +28,7 @@ declare -A STUDIES=(
   [yin]="experiment experiments/yin2020-compare.yaml --out results/yin2020/compare"
   [gamma]="experiment experiments/yin2020-gamma.yaml --out results/yin2020/gamma"
 )
-ORDER=(table1 collapse ablation weaver weaver50 autobalance dog mixnorm hgan yin-cifar yin-fast yin gamma)
+ORDER=(table1 collapse ablation weaver weaver50 autobalance dog transition mixnorm teacher-mnist teacher-cifar hgan yin-cifar yin-fast yin gamma)
 [ $# -gt 0 ] && ORDER=("$@")
 for s in "${ORDER[@]}"; do
   [ -n "${STUDIES[$s]:-}" ] || { echo "unknown study '$s'; known: ${!STUDIES[*]}" >&2; exit 2; }
