@@ -40,28 +40,50 @@ class StandardGAN(Variant):
         x = self.prepare(self.d_input(x))
         return (self.D(x, y) if getattr(self.D, "conditional", False) else self.D(x)).float()
 
+    # D's logit heads. The standard D has one; a variant with several (transitional cGAN: an
+    # unconditional and a conditional logit on one trunk) overrides these three, and the D and
+    # G steps below weigh the per-head losses with `weigh_heads`.
+    HEAD_NAMES: tuple[str, ...] = ("",)
+
+    def d_heads(self, x: torch.Tensor, y: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+        """D's logits for images x, one tensor per head; the first drives the d_real / d_fake stats."""
+        return (self.disc(x, y),)
+
+    def weigh_heads(self, head_losses: list[torch.Tensor]) -> torch.Tensor:
+        """The adversarial loss from one loss per head."""
+        (loss,) = head_losses
+        return loss
+
     def d_step(self, batch: Batch) -> dict[str, float]:
         lc = self.cfg.loss
         self.opt_d.zero_grad(set_to_none=True)
         with self.autocast():
             with torch.no_grad():
                 fake = self.G(batch.noise, batch.fake_y)
-            real_logits = self.disc(batch.x, batch.y)
-            fake_logits = self.disc(fake, batch.fake_y)
-        t_real, t_fake = losses.d_targets(len(real_logits), lc.smooth, lc.smooth_alpha, lc.smooth_low,
+            real_heads = self.d_heads(batch.x, batch.y)
+            fake_heads = self.d_heads(fake, batch.fake_y)
+        t_real, t_fake = losses.d_targets(len(real_heads[0]), lc.smooth, lc.smooth_alpha, lc.smooth_low,
                                           lc.smooth_high, lc.flip_p, batch.rng)
-        loss = losses.d_loss(lc.kind, real_logits, fake_logits, t_real, t_fake)
+        head_losses = [losses.d_loss(lc.kind, r, f, t_real, t_fake) for r, f in zip(real_heads, fake_heads)]
+        loss = self.weigh_heads(head_losses)
         loss.backward()
         gn = grad_norm(self.D.parameters())
         self.opt_d.step()
+        stats = {"loss_d": loss.item()}
+        if len(head_losses) > 1:
+            stats.update({f"loss_d_{name}": hl.item() for name, hl in zip(self.HEAD_NAMES, head_losses)})
         return {
-            "loss_d": loss.item(),
-            "d_real": torch.sigmoid(real_logits.detach()).mean().item(),
-            "d_fake": torch.sigmoid(fake_logits.detach()).mean().item(),
+            **stats,
+            "d_real": torch.sigmoid(real_heads[0].detach()).mean().item(),
+            "d_fake": torch.sigmoid(fake_heads[0].detach()).mean().item(),
             "grad_norm_d": gn,
         }
 
     def g_step(self, batch: Batch) -> dict[str, float]:
         kind = self.cfg.loss.kind
-        stats, _ = self.generator_update(batch, lambda fake: losses.g_loss(kind, self.disc(fake, batch.fake_y)))
+
+        def adversarial(fake):
+            return self.weigh_heads([losses.g_loss(kind, h) for h in self.d_heads(fake, batch.fake_y)])
+
+        stats, _ = self.generator_update(batch, adversarial)
         return stats

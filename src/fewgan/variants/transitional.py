@@ -24,8 +24,7 @@ from __future__ import annotations
 
 import torch
 
-from .. import losses
-from .base import VARIANTS, Batch, grad_norm
+from .base import VARIANTS
 from .standard import StandardGAN
 
 
@@ -63,39 +62,15 @@ class TransitionalCGAN(StandardGAN):
             if g is not None:
                 g.net.label_scale = self.lam
 
-    def heads(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    HEAD_NAMES = ("uncond", "cond")  # stats loss_d_uncond, loss_d_cond
+
+    def d_heads(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         u, c = self.D.split_logits(self.prepare(self.d_input(x)), y)
         return u.float(), c.float()
 
-    def d_step(self, batch: Batch) -> dict[str, float]:
-        lc, lam = self.cfg.loss, self.lam
-        self.opt_d.zero_grad(set_to_none=True)
-        with self.autocast():
-            with torch.no_grad():
-                fake = self.G(batch.noise, batch.fake_y)
-            ru, rc = self.heads(batch.x, batch.y)
-            fu, fc = self.heads(fake, batch.fake_y)
-        t_real, t_fake = losses.d_targets(len(ru), lc.smooth, lc.smooth_alpha, lc.smooth_low,
-                                          lc.smooth_high, lc.flip_p, batch.rng)
-        loss_u = losses.d_loss(lc.kind, ru, fu, t_real, t_fake)
-        loss_c = losses.d_loss(lc.kind, rc, fc, t_real, t_fake)
-        loss = loss_u + lam * loss_c
-        loss.backward()
-        gn = grad_norm(self.D.parameters())
-        self.opt_d.step()
-        return {"loss_d": loss.item(), "loss_d_uncond": loss_u.item(), "loss_d_cond": loss_c.item(),
-                "d_real": torch.sigmoid(ru.detach()).mean().item(), "d_fake": torch.sigmoid(fu.detach()).mean().item(),
-                "grad_norm_d": gn}
-
-    def g_step(self, batch: Batch) -> dict[str, float]:
-        kind, lam = self.cfg.loss.kind, self.lam
-
-        def adversarial(fake):
-            u, c = self.heads(fake, batch.fake_y)
-            return losses.g_loss(kind, u) + lam * losses.g_loss(kind, c)
-
-        stats, _ = self.generator_update(batch, adversarial)
-        return stats
+    def weigh_heads(self, head_losses: list[torch.Tensor]) -> torch.Tensor:
+        loss_u, loss_c = head_losses
+        return loss_u + self.lam * loss_c
 
     def end_iteration(self, step: int, stats: dict[str, float]) -> dict[str, float]:
         out = super().end_iteration(step, stats)
