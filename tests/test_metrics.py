@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -521,3 +523,32 @@ def test_laplacian_variance_closed_form_and_blur():
     assert sharpness(sharp, sharp)["sharpness_ratio"] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="expected uint8 images"):
         laplacian_variance(torch.zeros(2, 8, 8, dtype=torch.uint8))
+
+
+def test_spectral_bands_closed_form_blur_and_noise():
+    from fewgan.metrics.sharpness import band_powers, spectral_bands
+
+    # a grey cosine of k cycles across 32 pixels: its power at radial frequency k/32, i.e. in one
+    # band; by Parseval the bands' powers sum to the image's variance times H W
+    ij = torch.arange(32, dtype=torch.float64)
+    for k, band in ((2, "spec_low"), (6, "spec_mid"), (12, "spec_high")):
+        img = (127.5 + 100 * torch.cos(2 * math.pi * k * ij / 32)).round()[None, :].expand(32, 32)
+        x = img.to(torch.uint8).view(1, 1, 32, 32)
+        p = band_powers(x)
+        var = ((x.double() / 255) - (x.double() / 255).mean()).pow(2).sum().item()
+        assert sum(p.values()) == pytest.approx(var, rel=1e-9)  # every non-zero frequency is in a band
+        assert p[band] > 0.9999 * var  # all but the uint8 rounding's share
+    # the same images score 1 in every band; a 3x3 box blur of white noise keeps the low band
+    # nearly whole and removes more the higher the band; white noise on smooth images raises high
+    g = torch.Generator().manual_seed(0)
+    white = torch.randint(0, 256, (16, 3, 32, 32), generator=g, dtype=torch.uint8)
+    assert all(v == pytest.approx(1.0) for v in spectral_bands(white, white).values())
+    blurred = torch.nn.functional.avg_pool2d(white.float(), 3, stride=1, padding=1, count_include_pad=False)
+    s = spectral_bands(blurred.round().to(torch.uint8), white)
+    assert s["spec_high"] < s["spec_mid"] < s["spec_low"] < 1 and s["spec_low"] > 0.5
+    base = torch.nn.functional.interpolate(torch.rand(16, 3, 8, 8, generator=g), size=32, mode="bilinear")
+    real = (base * 255).round().to(torch.uint8)
+    noisy = (real.float() + 20 * torch.randn(real.shape, generator=g)).clamp(0, 255).round().to(torch.uint8)
+    assert spectral_bands(noisy, real)["spec_high"] > 2
+    with pytest.raises(ValueError, match="expected uint8 images"):
+        band_powers(torch.zeros(2, 8, 8, dtype=torch.uint8))

@@ -24,7 +24,7 @@ from .report import load_jsonl
 # which way is better for each metric (True: lower is better; None: closer to 1, as the data, is better)
 LOWER_IS_BETTER = {"fd": True, "kid": True, "ndb_k": True, "ndb_js": True, "near_copy_fraction": True,
                    "is": False, "precision": False, "recall": False, "density": False, "coverage": False,
-                   "sharpness_ratio": None}
+                   "sharpness_ratio": None, "spec_low": None, "spec_mid": None, "spec_high": None}
 
 
 def is_better(value: float, base: float, lower: bool | None) -> bool:
@@ -110,7 +110,8 @@ def _f(v: float, digits: int) -> str:
 
 def _digits(metric: str) -> int:
     return 4 if metric == "kid" else 3 if metric in ("recall", "coverage", "precision", "ndb_js", "ndb_k",
-                                                      "sharpness_ratio") else 2
+                                                      "sharpness_ratio", "spec_low", "spec_mid",
+                                                      "spec_high") else 2
 
 
 def _read_rows(exps: list[Path]) -> list[dict]:

@@ -18,14 +18,14 @@ from .memorisation import (
 )
 from .ndb import NDBResult, ndb
 from .prdc import PRDC, prdc
-from .sharpness import laplacian_variance, sharpness
+from .sharpness import band_powers, laplacian_variance, sharpness, spectral_bands
 
 __all__ = [
     "frechet_distance", "feature_stats", "fd_from_features",
     "mmd2_unbiased", "polynomial_kernel", "kid_from_features", "kernel_matrices", "kid_from_kernels",
     "inception_score",
     "PRDC", "prdc",
-    "laplacian_variance", "sharpness",
+    "laplacian_variance", "sharpness", "band_powers", "spectral_bands",
     "NDBResult", "ndb",
     "MemorisationReport", "memorisation_report", "closest_pairs", "DEFAULT_NEAR_COPY_THRESHOLD",
     "bootstrap_ci", "bootstrap_fd_ci", "bootstrap_kid_ci",

@@ -26,7 +26,7 @@ from .kid import kid_from_features
 from .memorisation import closest_pairs, memorisation_report
 from .ndb import ndb, ndb_cells
 from .prdc import prdc
-from .sharpness import sharpness
+from .sharpness import sharpness, spectral_bands
 
 
 @dataclass(frozen=True)
@@ -112,6 +112,7 @@ def evaluate_images(gen_uint8: torch.Tensor, data: ImageData, s: EvalSettings = 
     rec, mem = metrics_from_features(f_real, f_gen, p_gen, s)
     if gen_uint8.shape[-2:] == data.x.shape[-2:]:  # pixel-space blur measure (same resolution only)
         rec.update(sharpness(gen_uint8, data.x))
+        rec.update(spectral_bands(gen_uint8, data.x))
     if panel_path is not None:
         save_nn_panel(gen_uint8, data.x, mem, panel_path)
     head = {"backbone": bb.name, "resolution": int(gen_uint8.shape[-1]), "n_gen": len(f_gen), "n_real": len(f_real),
