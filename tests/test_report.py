@@ -221,6 +221,7 @@ def test_experiment_report(tmp_path):
     md = (out / "report.md").read_text()
     assert "fig_final_fd.png" in text and "fig_curves_emoji.png" in text and "fig_fd_emoji.png" in text
     assert "fig_monitor_emoji.png" in text and "Monitor warnings" in text
+    assert "fig_began_emoji.png" in text  # the runs logged k_t (BEGAN's control variable)
     assert "effnet-lite0" in text
     assert "<td>70.5 ± 0.7</td>" in text  # summary.csv rendered as a table
     assert "| base | emoji | 60.5 ± 0.7 |" in md  # summary.md embedded

@@ -706,6 +706,40 @@ def _monitor_figure(doc: _Doc, files, druns: list, d: str, colors: dict) -> None
                "monitor.diversity_min, monitor.ndb_max). No warning fires before monitor.warmup.")
 
 
+# BEGAN's control signals (variants/began.py): (stats key, label, smoothed, reference line)
+_BEGAN_CURVES = (("m_global", "M_global = L(x) + |γ·L(x) − L(G(z))| (convergence, lower is better)", True, None),
+                 ("k_t", "k_t (weight of L(G(z)) in D's loss)", False, None),
+                 ("balance", "balance γ·L(x) − L(G(z)) (0: equilibrium)", True, 0.0))
+
+
+def _began_figure(doc: _Doc, files, druns: list, d: str, colors: dict) -> None:
+    """BEGAN's convergence measure, k_t and balance over training for one data set (runs that logged
+    them; Yin et al.'s M_global figures), each run's curve smoothed like the losses."""
+    keys = [c for c in _BEGAN_CURVES if any(_has(_values(r.stats, c[0])) for r in druns)]
+    if not keys:
+        return
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.8 * len(keys), 3.4), squeeze=False)
+    for ax, (key, label, smooth, ref) in zip(axes[0], keys):
+        for v in _ordered(r.variant for r in druns):
+            curves = []
+            for r in druns:
+                recs = [x for x in r.stats if _num(x.get(key)) is not None] if r.variant == v else []
+                if recs:
+                    y = _values(recs, key)
+                    curves.append((_steps(recs), moving_average(y, max(1, len(y) // 50)) if smooth else y))
+            _plot_agg(ax, _aggregate(curves), colors[v], v)
+        if ref is not None:
+            ax.axhline(ref, color="k", linestyle="--", linewidth=1)
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    doc.figure(files.save(fig, f"fig_began_{d}"),
+               f"{d}: BEGAN's control signals from stats.jsonl (m_global, k_t, balance); M_global and the balance "
+               "smoothed with a moving average per run; line: mean over seeds per variant, shaded: min–max.")
+
+
 def _span(vals: Iterable[Any]) -> str:
     nums = sorted({v for v in (_num(x) for x in vals) if v is not None})
     if not nums:
@@ -1174,6 +1208,7 @@ def build_experiment_report(exp: str | Path, out: str | Path | None = None) -> P
         else:
             doc.nodata(f"no FD evaluations yet for {d}")
         _monitor_figure(doc, files, druns, d, colors)
+        _began_figure(doc, files, druns, d, colors)
 
     # final FD bar chart
     doc.heading("Final FD per variant")
