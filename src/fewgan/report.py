@@ -675,51 +675,15 @@ _MONITOR_CURVES = (("mon_duplicates", "near-duplicate share of fixed-z samples",
                    ("mon_ndb_k", "NDB/K on the monitor's samples", "ndb_max", "above"))
 
 
-def _monitor_figure(doc: _Doc, files, druns: list, d: str, colors: dict) -> None:
-    """The collapse monitor's sample signals over training for one data set (runs that logged them),
-    with the default warning thresholds dashed."""
-    from .config import MonitorConfig
-
-    keys = [c for c in _MONITOR_CURVES if any(_has(_values(r.stats, c[0])) for r in druns)]
-    if not keys:
-        return
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.8 * len(keys), 3.4), squeeze=False)
-    defaults = MonitorConfig()
-    for ax, (key, label, thr, when) in zip(axes[0], keys):
-        for v in _ordered(r.variant for r in druns):
-            curves = []
-            for r in druns:
-                if r.variant == v:
-                    recs = [x for x in r.stats if _num(x.get(key)) is not None]
-                    if recs:
-                        curves.append((_steps(recs), _values(recs, key)))
-            _plot_agg(ax, _aggregate(curves), colors[v], v)
-        ax.axhline(getattr(defaults, thr), color="k", linestyle="--", linewidth=1)
-        ax.set_title(f"{label} (warns {when} dashed)", fontsize=9)
-        ax.set_xlabel("step")
-        ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8, loc="best")
-    fig.tight_layout()
-    doc.figure(files.save(fig, f"fig_monitor_{d}"),
-               f"{d}: the collapse monitor's sample signals at each check (stats.jsonl mon_*); line: mean over "
-               "seeds per variant, shaded: min–max; dashed: the default warning threshold (monitor.dup_max, "
-               "monitor.diversity_min, monitor.ndb_max). No warning fires before monitor.warmup.")
-
-
-# BEGAN's control signals (variants/began.py): (stats key, label, smoothed, reference line)
-_BEGAN_CURVES = (("m_global", "M_global = L(x) + |γ·L(x) − L(G(z))| (convergence, lower is better)", True, None),
-                 ("k_t", "k_t (weight of L(G(z)) in D's loss)", False, None),
-                 ("balance", "balance γ·L(x) − L(G(z)) (0: equilibrium)", True, 0.0))
-
-
-def _began_figure(doc: _Doc, files, druns: list, d: str, colors: dict) -> None:
-    """BEGAN's convergence measure, k_t and balance over training for one data set (runs that logged
-    them; Yin et al.'s M_global figures), each run's curve smoothed like the losses."""
-    keys = [c for c in _BEGAN_CURVES if any(_has(_values(r.stats, c[0])) for r in druns)]
-    if not keys:
-        return
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.8 * len(keys), 3.4), squeeze=False)
-    for ax, (key, label, smooth, ref) in zip(axes[0], keys):
+def _signal_figure(druns: list, colors: dict, panels: list[tuple[str, str, bool, float | None]]):
+    """One panel per (stats key, title, smoothed, dashed reference line or None) that any run logged:
+    each run's values of that key over steps (smoothed like the losses where asked), mean over
+    seeds per variant with the min–max band. Returns the figure, or None when no run logged any."""
+    panels = [p for p in panels if any(_has(_values(r.stats, p[0])) for r in druns)]
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 3.4), squeeze=False)
+    for ax, (key, title, smooth, ref) in zip(axes[0], panels):
         for v in _ordered(r.variant for r in druns):
             curves = []
             for r in druns:
@@ -730,14 +694,43 @@ def _began_figure(doc: _Doc, files, druns: list, d: str, colors: dict) -> None:
             _plot_agg(ax, _aggregate(curves), colors[v], v)
         if ref is not None:
             ax.axhline(ref, color="k", linestyle="--", linewidth=1)
-        ax.set_title(label, fontsize=9)
+        ax.set_title(title, fontsize=9)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8, loc="best")
     fig.tight_layout()
-    doc.figure(files.save(fig, f"fig_began_{d}"),
-               f"{d}: BEGAN's control signals from stats.jsonl (m_global, k_t, balance); M_global and the balance "
-               "smoothed with a moving average per run; line: mean over seeds per variant, shaded: min–max.")
+    return fig
+
+
+def _monitor_figure(doc: _Doc, files, druns: list, d: str, colors: dict) -> None:
+    """The collapse monitor's sample signals over training for one data set (runs that logged them),
+    with the default warning thresholds dashed."""
+    from .config import MonitorConfig
+
+    defaults = MonitorConfig()
+    fig = _signal_figure(druns, colors, [(key, f"{label} (warns {when} dashed)", False, getattr(defaults, thr))
+                                         for key, label, thr, when in _MONITOR_CURVES])
+    if fig is not None:
+        doc.figure(files.save(fig, f"fig_monitor_{d}"),
+                   f"{d}: the collapse monitor's sample signals at each check (stats.jsonl mon_*); line: mean over "
+                   "seeds per variant, shaded: min–max; dashed: the default warning threshold (monitor.dup_max, "
+                   "monitor.diversity_min, monitor.ndb_max). No warning fires before monitor.warmup.")
+
+
+# BEGAN's control signals (variants/began.py): (stats key, title, smoothed, reference line)
+_BEGAN_CURVES = (("m_global", "M_global = L(x) + |γ·L(x) − L(G(z))| (convergence, lower is better)", True, None),
+                 ("k_t", "k_t (weight of L(G(z)) in D's loss)", False, None),
+                 ("balance", "balance γ·L(x) − L(G(z)) (0: equilibrium)", True, 0.0))
+
+
+def _began_figure(doc: _Doc, files, druns: list, d: str, colors: dict) -> None:
+    """BEGAN's convergence measure, k_t and balance over training for one data set (runs that logged
+    them; Yin et al.'s M_global figures)."""
+    fig = _signal_figure(druns, colors, list(_BEGAN_CURVES))
+    if fig is not None:
+        doc.figure(files.save(fig, f"fig_began_{d}"),
+                   f"{d}: BEGAN's control signals from stats.jsonl (m_global, k_t, balance); M_global and the "
+                   "balance smoothed with a moving average per run; line: mean over seeds per variant, shaded: min–max.")
 
 
 def _span(vals: Iterable[Any]) -> str:
