@@ -231,3 +231,10 @@ def test_tensorboard_scalars_and_images(tiny_npz, tmp_path):
     assert {"loss_d", "loss_g", "log_ratio"} <= set(acc.Tags()["scalars"])
     assert len(acc.Scalars("loss_d")) == 2
     assert "samples" in acc.Tags()["images"]
+
+
+def test_plain_progress_prints_warnings_without_markup(capsys):
+    from fewgan.training.loop import _Progress
+
+    _Progress(False, 10, 0).log("[yellow]warning[/] step 3: saturation fired")
+    assert capsys.readouterr().out == "warning step 3: saturation fired\n"

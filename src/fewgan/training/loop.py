@@ -93,8 +93,10 @@ class _Progress:
     def log(self, msg: str) -> None:
         if self.bar:
             self.bar.console.print(msg)
-        else:
-            print(msg, flush=True)
+        else:  # plain output (logs, pipes): the markup's text without its tags
+            from rich.text import Text
+
+            print(Text.from_markup(msg).plain, flush=True)
 
     def close(self) -> None:
         if self.bar:
