@@ -66,6 +66,9 @@ def test_changed_spec_is_refused(tmp_path, tiny_npz, monkeypatch):
     monkeypatch.setenv("FEWGAN_CACHE", str(tmp_path / "cache"))
     spec = _spec(tmp_path, tiny_npz, seeds=[0], presets=["dcgan"])
     run_experiment(spec, tmp_path / "exp", log=lambda *a: None)
+    spec.write_text("# a new comment\n" + spec.read_text())  # same spec: resumes, and the copy follows
+    run_experiment(spec, tmp_path / "exp", log=lambda *a: None)
+    assert (tmp_path / "exp" / "spec.yaml").read_text() == spec.read_text()
     spec.write_text(spec.read_text().replace("steps: 2", "steps: 3"))
     with pytest.raises(ConfigError, match="different spec"):
         run_experiment(spec, tmp_path / "exp", log=lambda *a: None)

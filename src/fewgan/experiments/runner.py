@@ -1,7 +1,8 @@
 """Run an experiment grid, resumably, and aggregate its results.
 
 Layout of an experiment folder:
-    spec.yaml             the spec, copied; rerunning with a different spec is refused
+    spec.yaml             the spec, copied; rerunning with a different spec is refused (comments and
+                          layout may change: the copy follows them)
     runs/<run>/           one ordinary run folder per job (config, stats, samples, checkpoints, metrics)
     runs/<run>/done.json  written last: a run with it is skipped on rerun; one without is resumed
     results.csv           one row per finished run
@@ -17,6 +18,8 @@ import math
 import shutil
 import statistics
 from pathlib import Path
+
+import yaml
 
 from ..config import ConfigError
 from ..report import natural_key
@@ -105,9 +108,12 @@ def prepare(spec_path: str | Path, out: str | Path | None = None) -> tuple[Spec,
     saved = out / "spec.yaml"
     text = Path(spec_path).read_text()
     if saved.is_file():
-        if saved.read_text() != text:
+        old = saved.read_text()
+        if yaml.safe_load(old) != yaml.safe_load(text):
             raise ConfigError(f"{out} holds an experiment with a different spec ({saved}); "
                               "use another --out, or restore the original spec to resume it")
+        if old != text:  # the same spec with edited comments or layout: keep the copy in step
+            atomic_write(saved, lambda tmp: tmp.write_text(text))
     else:
         out.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(spec_path, saved)
