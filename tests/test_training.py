@@ -236,5 +236,10 @@ def test_tensorboard_scalars_and_images(tiny_npz, tmp_path):
 def test_plain_progress_prints_warnings_without_markup(capsys):
     from fewgan.training.loop import _Progress
 
+    from rich.markup import escape
+
     _Progress(False, 10, 0).log("[yellow]warning[/] step 3: saturation fired")
     assert capsys.readouterr().out == "warning step 3: saturation fired\n"
+    # a warning's own brackets are escaped by the loop and come out as written
+    _Progress(False, 10, 0).log(f"[yellow]warning[/] {escape('[/tmp/x] D(x) in [0.9, 1]')}")
+    assert capsys.readouterr().out == "warning [/tmp/x] D(x) in [0.9, 1]\n"

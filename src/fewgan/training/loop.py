@@ -258,6 +258,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> RunResult:
+        from rich.markup import escape
+
         t, lg = self.cfg.train, self.cfg.log
         stats_path = self.run_dir / "stats.jsonl"
         _trim_stats(stats_path, self.step)
@@ -279,7 +281,7 @@ class Trainer:
                                 tb.add_scalar(k, val, self.step)
                     prog.update(self.step, rec)
                     for w in rec.get("warnings", ()):
-                        prog.log(f"[yellow]warning[/] step {self.step}: {w}")
+                        prog.log(f"[yellow]warning[/] step {self.step}: {escape(w)}")
                     if lg.sample_every and self.step % lg.sample_every == 0:
                         p = self.write_grid(f"step_{self.step:08d}")
                         if tb:
