@@ -23,12 +23,12 @@ declare -A STUDIES=(
   [hgan-mnist]="experiment experiments/hgan-compare.yaml --out results/hgan/compare --only data=mnist"
   [mixnorm]="experiment experiments/mixnorm-compare.yaml --out results/hgan/mixnorm"
   [hgan]="experiment experiments/hgan-compare.yaml --out results/hgan/compare"
-  [yin-cifar]="experiment experiments/yin2020-compare.yaml --out results/yin2020/compare --only data=cifar10"
+  [yin-fmnist]="experiment experiments/yin2020-compare.yaml --out results/yin2020/compare --only data=fashion_mnist"
   [yin-fast]="experiment experiments/yin2020-fastpath.yaml --out results/yin2020/fastpath"
   [yin]="experiment experiments/yin2020-compare.yaml --out results/yin2020/compare"
   [gamma]="experiment experiments/yin2020-gamma.yaml --out results/yin2020/gamma"
 )
-ORDER=(table1 collapse ablation weaver weaver50 autobalance dog transition mixnorm teacher-mnist teacher-cifar hgan yin-cifar yin-fast yin gamma)
+ORDER=(table1 collapse ablation weaver weaver50 autobalance dog transition mixnorm teacher-mnist teacher-cifar hgan yin-fmnist yin-fast yin gamma)
 [ $# -gt 0 ] && ORDER=("$@")
 for s in "${ORDER[@]}"; do
   [ -n "${STUDIES[$s]:-}" ] || { echo "unknown study '$s'; known: ${!STUDIES[*]}" >&2; exit 2; }
