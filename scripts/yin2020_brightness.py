@@ -12,14 +12,12 @@ and the same two numbers for the run's real training images.
 from __future__ import annotations
 
 import sys
-import tempfile
-from pathlib import Path
-import subprocess
+from functools import lru_cache
 
 import numpy as np
-import yaml
 
 from fewgan.data import load_images
+from fewgan.sampling import generate, load_for_sampling
 
 
 def stats(x: np.ndarray) -> tuple[float, float]:
@@ -28,20 +26,21 @@ def stats(x: np.ndarray) -> tuple[float, float]:
     return float(x.mean()), float(x.std(axis=0).mean())
 
 
+@lru_cache(maxsize=None)
+def real_stats(source: str, resolution: int, channels: int) -> tuple[float, float]:
+    """The same two numbers for a run's training images (loaded once per data set)."""
+    return stats(load_images(source, resolution, channels).x.numpy())
+
+
 def main(runs: list[str]) -> int:
     print("| run | samples: mean pixel | samples: pixel std across images | real: mean pixel | real: pixel std across images |")
     print("|---|---|---|---|---|")
-    for run in map(Path, runs):
-        cfg = yaml.safe_load((run / "config.yaml").read_text())
-        d = cfg["data"]
-        real = load_images(d["source"], d["resolution"], d["channels"]).x.numpy()
-        with tempfile.TemporaryDirectory() as tmp:
-            out = Path(tmp) / "s.npz"
-            subprocess.run(["fewgan", "sample", str(run), "-n", "1000", "-o", str(out), "--seed", "0"],
-                           check=True, stdout=subprocess.DEVNULL)
-            fake = np.load(out)["x"]
-        (fm, fs), (rm, rs) = stats(fake), stats(real)
-        print(f"| {run.name} | {fm:.3f} | {fs:.3f} | {rm:.3f} | {rs:.3f} |", flush=True)
+    for run_dir in runs:
+        run = load_for_sampling(run_dir)  # the latest checkpoint, as `fewgan sample` uses it
+        d = run.cfg.data
+        fm, fs = stats(generate(run.variant.sampler(), 1000, seed=0).numpy())
+        rm, rs = real_stats(str(d.source), d.resolution, d.channels)
+        print(f"| {run.path.parents[1].name} | {fm:.3f} | {fs:.3f} | {rm:.3f} | {rs:.3f} |", flush=True)
     return 0
 
 
