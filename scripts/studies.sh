@@ -23,12 +23,14 @@ declare -A STUDIES=(
   [hgan-mnist]="experiment experiments/hgan-compare.yaml --out results/hgan/compare --only data=mnist"
   [mixnorm]="experiment experiments/mixnorm-compare.yaml --out results/hgan/mixnorm"
   [hgan]="experiment experiments/hgan-compare.yaml --out results/hgan/compare"
+  [yin-g05]="experiment experiments/yin2020-compare-g05-n64.yaml --out results/yin2020/g05-n64 --only data=fashion_mnist"
   [yin-fmnist]="experiment experiments/yin2020-compare.yaml --out results/yin2020/compare --only data=fashion_mnist"
+  [yin-cifar]="experiment experiments/yin2020-compare.yaml --out results/yin2020/compare --only data=cifar10"
   [yin-fast]="experiment experiments/yin2020-fastpath.yaml --out results/yin2020/fastpath"
   [yin]="experiment experiments/yin2020-compare.yaml --out results/yin2020/compare"
   [gamma]="experiment experiments/yin2020-gamma.yaml --out results/yin2020/gamma"
 )
-ORDER=(table1 collapse ablation weaver weaver50 autobalance dog transition mixnorm teacher-mnist teacher-cifar hgan yin-fmnist yin-fast yin gamma)
+ORDER=(table1 collapse ablation weaver weaver50 autobalance dog transition mixnorm teacher-mnist teacher-cifar hgan yin-g05 yin-fast yin-fmnist yin-cifar yin gamma)
 [ $# -gt 0 ] && ORDER=("$@")
 for s in "${ORDER[@]}"; do
   [ -n "${STUDIES[$s]:-}" ] || { echo "unknown study '$s'; known: ${!STUDIES[*]}" >&2; exit 2; }

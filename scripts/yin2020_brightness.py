@@ -6,7 +6,7 @@ per run folder, the mean pixel value of 1,000 samples from its latest checkpoint
 mean per-pixel standard deviation across samples (how much the samples differ from one another),
 and the same two numbers for the run's real training images.
 
-    python scripts/yin2020_brightness.py results/yin2020/compare/runs/*fashion_mnist* > results/yin2020/brightness-fmnist.md
+    python scripts/yin2020_brightness.py results/yin2020/g05-n64/runs/*fashion_mnist* > results/yin2020/brightness-fmnist.md
 """
 
 from __future__ import annotations

@@ -268,17 +268,20 @@ def test_experiment_specs_load():
     assert len(jobs) == 3 * 2 * 3 and len({j.cfg.train.steps for j in jobs}) == 1
     grey = [j for j in jobs if "fashion" in j.data]
     assert grey and all(j.cfg.data.channels == 1 and j.cfg.data.resolution == 32 for j in grey)
+    # both models share gamma 0.7 and n = 32 (the settings chosen by results/yin2020/probe2)
+    assert {(j.cfg.began.gamma, j.cfg.began.hidden) for j in jobs} == {(0.7, 32)}
     gamma = load_spec(ROOT / "experiments" / "yin2020-gamma.yaml")
-    assert sorted({j.cfg.began.gamma for j in gamma.jobs()}) == [0.3, 0.7]
-    # gamma = 0.5 is the compare's improved-BEGAN cat runs: the same configuration but for gamma
-    cat05 = {j.seed: j.cfg for j in jobs if j.variant == "began-improved" and j.data == "afhq_cat"}
+    assert sorted({j.cfg.began.gamma for j in gamma.jobs()}) == [0.3, 0.5]
+    # gamma = 0.7 is the compare's improved-BEGAN cat runs: the same configuration but for gamma
+    cat07 = {j.seed: j.cfg for j in jobs if j.variant == "began-improved" and j.data == "afhq_cat"}
     for j in gamma.jobs():
-        assert cat05[j.seed].began.gamma == 0.5
-        assert dataclasses.replace(j.cfg, began=dataclasses.replace(j.cfg.began, gamma=0.5)) == cat05[j.seed]
-    # every compare run takes the fast path; the check repeats its Fashion-MNIST seed 0 in fp32 only
+        assert dataclasses.replace(j.cfg, began=dataclasses.replace(j.cfg.began, gamma=0.7)) == cat07[j.seed]
     assert all(j.cfg.train.fast for j in jobs)
+    # the fp32 check repeats the first round's (gamma 0.5, n = 64) Fashion-MNIST seed 0, fast path off
+    first = load_spec(ROOT / "experiments" / "yin2020-compare-g05-n64.yaml").jobs()
+    assert all(j.cfg.train.fast and j.cfg.began.gamma == 0.5 and j.cfg.began.hidden == 64 for j in first)
     fp32 = load_spec(ROOT / "experiments" / "yin2020-fastpath.yaml").jobs()
-    fast = {(j.variant, j.seed): j.cfg for j in jobs if j.data == "fashion_mnist" and j.seed == 0}
+    fast = {(j.variant, j.seed): j.cfg for j in first if j.data == "fashion_mnist" and j.seed == 0}
     assert len(fp32) == len(fast) == 2
     for j in fp32:
         twin = fast[(j.variant.split("[")[0], j.seed)]
