@@ -8,7 +8,8 @@ from urllib.parse import unquote
 import pytest
 from PIL import Image
 
-from fewgan.report import build_report, epoch_log_ratio, load_jsonl, moving_average
+from fewgan.experiments.spec import load_spec
+from fewgan.report import _collect_runs, build_report, epoch_log_ratio, load_jsonl, moving_average
 
 CONFIG = """\
 preset: dcgan
@@ -252,3 +253,21 @@ def test_natural_key_orders_numbers_by_value():
     names = ["dcgan-g=10-s0", "dcgan-g=2-s1", "dcgan-g=2-s0", "dcgan-g=1-s2", "began-g=4-s0"]
     assert sorted(names, key=natural_key) == ["began-g=4-s0", "dcgan-g=1-s2", "dcgan-g=2-s0", "dcgan-g=2-s1",
                                               "dcgan-g=10-s0"]
+
+
+def test_unfinished_experiment_run_takes_its_labels_from_the_spec(tmp_path):
+    """A run still training has no results.csv row: the report labels it as the spec does (variant
+    and data label), not by its config's train.variant and data path, so it joins its data set."""
+    exp = tmp_path / "exp"
+    (exp / "runs").mkdir(parents=True)
+    (exp / "spec.yaml").write_text(
+        "name: tiny\npresets: [dcgan]\nseeds: [0]\nsteps: 60\n"
+        "data:\n  - {source: some/dir/cifar10_1k.npz, resolution: 32, label: cifar}\n")
+    job = load_spec(exp / "spec.yaml").jobs()[0]
+    make_run(exp / "runs" / job.run)
+    (run,) = _collect_runs(exp, [])
+    assert (run.variant, run.data, run.seed) == ("dcgan", "cifar", "0")
+    # without a usable spec the config's labels remain
+    (exp / "spec.yaml").write_text("name: tiny\n")
+    (run,) = _collect_runs(exp, [])
+    assert run.data != "cifar"

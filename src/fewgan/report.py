@@ -967,8 +967,15 @@ def _collect_runs(exp: Path, rows: list[dict[str, str]]) -> list[_RunInfo]:
                               row.get("seed") or "?", row)
     rdir = exp / "runs"
     if rdir.is_dir():
+        jobs = None  # the spec's jobs, loaded only when an unfinished run needs its labels
         for d in sorted(rdir.iterdir()):
             if d.is_dir() and d.name not in runs and (_is_run(d) or (d / "samples").is_dir()):
+                if jobs is None:
+                    jobs = _spec_jobs(exp)
+                job = jobs.get(d.name)
+                if job is not None:  # unfinished: label it as the spec does, so it joins its data set's figures
+                    runs[d.name] = _RunInfo(d.name, d, job.variant, job.data, str(job.seed), None)
+                    continue
                 _, cfg, _ = _read_yaml(d / "config.yaml")
                 v = _get(cfg, "train", "variant") or _get(cfg, "preset") or "?"
                 runs[d.name] = _RunInfo(d.name, d, str(v), str(_get(cfg, "data", "source") or "?"),
@@ -977,6 +984,18 @@ def _collect_runs(exp: Path, rows: list[dict[str, str]]) -> list[_RunInfo]:
         r.stats = load_jsonl(r.dir / "stats.jsonl")
         r.metrics = load_jsonl(r.dir / "metrics.jsonl")
     return sorted(runs.values(), key=lambda r: natural_key(r.name))
+
+
+def _spec_jobs(exp: Path) -> dict:
+    """run folder name -> Job of the experiment's copied spec.yaml; {} when it is absent or not a
+    loadable experiment spec (a report never fails over it: such runs keep their config's labels)."""
+    from .config import ConfigError
+    from .experiments.spec import load_spec  # lazy: the report does not otherwise need the runner
+
+    try:
+        return {j.run: j for j in load_spec(exp / "spec.yaml").jobs()}
+    except (ConfigError, OSError, ValueError, TypeError, KeyError):  # only costs the nicer labels
+        return {}
 
 
 def natural_key(text: str) -> list:
