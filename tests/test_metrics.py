@@ -552,3 +552,44 @@ def test_spectral_bands_closed_form_blur_and_noise():
     assert spectral_bands(noisy, real)["spec_high"] > 2
     with pytest.raises(ValueError, match="expected uint8 images"):
         band_powers(torch.zeros(2, 8, 8, dtype=torch.uint8))
+
+
+# ---- diversity: Vendi score and feature spread -----------------------------------------------
+
+def test_vendi_score_closed_forms():
+    from fewgan.metrics import vendi_score
+    n = 8
+    assert vendi_score(torch.ones(n, 5)) == pytest.approx(1.0, abs=1e-9)  # all identical: one sample
+    assert vendi_score(torch.eye(n)) == pytest.approx(float(n), rel=1e-9)  # mutually orthogonal: n
+    # 3 equal-sized clusters of identical, mutually orthogonal points: 3 effective samples
+    x = torch.eye(3).repeat_interleave(4, dim=0)
+    assert vendi_score(x) == pytest.approx(3.0, rel=1e-9)
+    # unequal clusters (shares p): exp(entropy of p)
+    x = torch.eye(2)[[0, 0, 0, 1]]
+    p = np.array([0.75, 0.25])
+    assert vendi_score(x) == pytest.approx(math.exp(-(p * np.log(p)).sum()), rel=1e-9)
+
+
+def test_vendi_score_matches_definition_and_ignores_scale():
+    from fewgan.metrics import vendi_score
+    g = torch.Generator().manual_seed(0)
+    for n, d in [(30, 7), (6, 20)]:  # both the d×d and the n×n route
+        x = torch.rand(n, d, generator=g, dtype=torch.float64) + 0.1
+        u = x / x.norm(dim=1, keepdim=True)
+        lam = np.linalg.eigvalsh((u @ u.T).numpy() / n)
+        lam = lam[lam > 1e-12]
+        assert vendi_score(x) == pytest.approx(math.exp(-(lam * np.log(lam)).sum()), rel=1e-8)
+        assert vendi_score(3.0 * x) == pytest.approx(vendi_score(x), rel=1e-10)
+    with pytest.raises(ValueError, match="all zeros"):
+        vendi_score(torch.zeros(3, 4))
+
+
+def test_feature_spread_closed_forms():
+    from fewgan.metrics import feature_spread
+    g = torch.Generator().manual_seed(1)
+    real = torch.randn(50, 6, generator=g)
+    assert feature_spread(real, real) == pytest.approx(1.0)
+    assert feature_spread(real, 2 * real + 5) == pytest.approx(4.0)  # variance scales with the square
+    assert feature_spread(real, real[:1].repeat(10, 1)) == 0.0  # one image repeated
+    with pytest.raises(ValueError, match="dims differ"):
+        feature_spread(real, torch.zeros(4, 3))
