@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from functools import lru_cache
 from pathlib import Path
 
 import matplotlib
@@ -42,12 +43,19 @@ from fewgan.metrics.evaluate import backbone, real_features  # noqa: E402
 from fewgan.sampling import generate, load_for_sampling  # noqa: E402
 
 
+@lru_cache(maxsize=None)
+def real_side(source: str, resolution: int, channels: int, bb) -> tuple[torch.Tensor, float, float]:
+    """(features, Vendi score, pixel std across images) of a run's training images, once per data set."""
+    data = load_images(source, resolution, channels)
+    f_real, _ = real_features(data, bb)
+    return f_real, vendi_score(f_real), float((data.x.double() / 255).std(dim=0).mean())
+
+
 def run_row(run_dir: Path, bb, n: int) -> tuple[dict, torch.Tensor]:
     run = load_for_sampling(run_dir)
     cfg = run.cfg
     final = json.loads((run_dir / "metrics.json").read_text())
-    data = load_images(str(cfg.data.source), cfg.data.resolution, cfg.data.channels)
-    f_real, _ = real_features(data, bb)
+    f_real, vendi_real, pixel_std_real = real_side(str(cfg.data.source), cfg.data.resolution, cfg.data.channels, bb)
     x = generate(run.variant.sampler(), n, seed=0)
     f_gen, _ = extract(bb, x)
     nd = ndb(f_real, f_gen, k=50, seed=0)
@@ -55,9 +63,9 @@ def run_row(run_dir: Path, bb, n: int) -> tuple[dict, torch.Tensor]:
     row = {
         "run": run_dir.name, "gamma": float(cfg.began.gamma), "seed": int(cfg.train.seed), "step": int(final["step"]),
         "fd": final["fd"], "recall": final["recall"], "coverage": final["coverage"], "ndb_k": final["ndb_k"],
-        "vendi": vendi_score(f_gen), "vendi_real": vendi_score(f_real),
+        "vendi": vendi_score(f_gen), "vendi_real": vendi_real,
         "spread": feature_spread(f_real, f_gen), "cells_hit": int((nd.gen_props > 0).sum()), "cells": nd.k,
-        "pixel_std": float(px.std(dim=0).mean()), "pixel_std_real": float((data.x.double() / 255).std(dim=0).mean()),
+        "pixel_std": float(px.std(dim=0).mean()), "pixel_std_real": pixel_std_real,
     }
     return row, x[:36]
 
