@@ -29,8 +29,9 @@ declare -A STUDIES=(
   [yin-fast]="experiment experiments/yin2020-fastpath.yaml --out results/yin2020/fastpath"
   [yin]="experiment experiments/yin2020-compare.yaml --out results/yin2020/compare"
   [gamma]="experiment experiments/yin2020-gamma.yaml --out results/yin2020/gamma"
+  [yin-long]="experiment experiments/yin2020-long.yaml --out results/yin2020/long"
 )
-ORDER=(table1 collapse ablation weaver weaver50 autobalance dog transition mixnorm teacher-mnist teacher-cifar hgan yin-g05 yin-fast yin-fmnist yin-cifar yin gamma)
+ORDER=(table1 collapse ablation weaver weaver50 autobalance dog transition mixnorm teacher-mnist teacher-cifar hgan yin-g05 yin-fast yin-fmnist yin-cifar yin gamma yin-long)
 [ $# -gt 0 ] && ORDER=("$@")
 for s in "${ORDER[@]}"; do
   [ -n "${STUDIES[$s]:-}" ] || { echo "unknown study '$s'; known: ${!STUDIES[*]}" >&2; exit 2; }

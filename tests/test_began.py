@@ -287,3 +287,12 @@ def test_experiment_specs_load():
         twin = fast[(j.variant.split("[")[0], j.seed)]
         assert twin.train.fast and not j.cfg.train.fast
         assert dataclasses.replace(j.cfg, train=dataclasses.replace(j.cfg.train, fast=True)) == twin
+    # the long-budget runs are the comparison's CIFAR-10 runs but for the budget and its cadence
+    long = load_spec(ROOT / "experiments" / "yin2020-long.yaml").jobs()
+    short = {(j.variant, j.seed): j.cfg for j in jobs if j.data == "cifar10"}
+    assert {(j.variant, j.seed) for j in long} == {(v, s) for v in ("began", "began-improved") for s in (0, 1)}
+    for j in long:
+        twin = short[(j.variant, j.seed)]
+        assert j.cfg.train.steps == 4 * twin.train.steps
+        assert j.cfg.began == twin.began and j.cfg.data == twin.data
+        assert dataclasses.replace(j.cfg.train, steps=twin.train.steps) == twin.train
