@@ -30,6 +30,8 @@ class DataConfig:
     resolution: int = 32  # images are resized / centre-cropped to resolution x resolution
     channels: int = 3  # 3 = RGB, 1 = grey
     skip_bad: bool = False  # skip unreadable image files (and report how many) instead of failing
+    holdout: float = 0.0  # fraction of the images kept out of training for held-out evaluation (stratified by label)
+    holdout_seed: int = 0  # seed of that split (not train.seed: every seed of a study sees the same split)
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,26 @@ class RegConfig:
     edge_weight: float = 0.0  # weight of the edge loss in G's loss (0 = off; METHODS §5)
     edge_mode: str = "batch"  # batch: Sobel-edge batch statistics matched; literal: paired pixel MSE of eq. 3
     edge_d_input: bool = False  # D sees cat[x, Sobel edge map of x] (C + 1 channels)
+    lecam_weight: float = 0.0  # lambda of LeCam's R_LC in D's loss (0 = off; Tseng et al. 2021)
+    lecam_decay: float = 0.99  # decay of the EMAs alpha_R, alpha_F of D's mean real / fake logits
+    lecam_start: int = 0  # iteration from which R_LC is added (the EMAs are tracked from the start)
+    r1_gamma: float = 0.0  # R1 = gamma/2 E||grad_x D(x)||^2 on (un-augmented) reals (0 = off)
+    r1_interval: int = 16  # lazy R1: every N D steps, scaled by N; D's Adam gets lr*c, beta^c, c = N/(N+1)
+
+
+@dataclass(frozen=True)
+class AugConfig:
+    """Differentiable augmentation of every D input (fewgan.augment): DiffAugment, ADA, APA."""
+
+    policy: str = "none"  # none | ada (ADA's bgc pipeline) | comma-separated ops, e.g. color,translation,cutout
+    p: float = 1.0  # probability each op is applied to each sample (the start value when adaptive)
+    adaptive: bool = False  # ADA's controller steers p by r_t = E[sign(D(real))]
+    target: float = 0.6  # r_t the controller aims at
+    interval: int = 4  # iterations between controller updates
+    speed_img: int = 0  # images for p to move by 1; 0 = (train.steps * batch) / 5, so p can move in any run length
+    apa: bool = False  # APA: replace reals by detached fakes (labelled real) with an adaptive probability
+    apa_p: float = 0.0  # APA's start probability
+    apa_target: float = 0.6  # r_t APA's controller aims at
 
 
 @dataclass(frozen=True)
@@ -120,7 +142,8 @@ class LogConfig:
 class EvalConfig:
     every: int = 0  # evaluate during training every N iterations (0 = never; `fewgan eval` any time)
     n: int = 1000  # generated samples per evaluation
-    backbone: str = "effnet-lite0"  # feature network: effnet-lite0 (offline default) | inception
+    backbone: str = "effnet-lite0"  # feature network: effnet-lite0 (offline default) | effnet-lite2 | inception
+    backbones: tuple[str, ...] = ()  # more backbones to score with (their metrics get a _<backbone> suffix)
     kid_subset: int = 500  # KID subset size (capped at the smaller sample count)
     n_boot: int = 50  # bootstrap resamples for the FD / KID confidence intervals (0 = none)
 
@@ -196,6 +219,7 @@ class Config:
     loss: LossConfig = field(default_factory=LossConfig)
     reg: RegConfig = field(default_factory=RegConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    aug: AugConfig = field(default_factory=AugConfig)
     log: LogConfig = field(default_factory=LogConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     began: BEGANConfig = field(default_factory=BEGANConfig)

@@ -187,6 +187,42 @@ def load_images(
     return data
 
 
+def split_holdout(data: ImageData, fraction: float, seed: int = 0) -> tuple[ImageData, ImageData | None]:
+    """Split off a held-out part: (train, held_out), or (data, None) for fraction 0.
+
+    Seeded and stratified: within each class (the whole set when unlabelled) a seeded
+    permutation puts round(fraction * n_class) images in the held-out part, at least one
+    when the class has two or more images, and never all of them. Both parts keep the
+    images' original order, labels and class names. The split depends only on the data,
+    ``fraction`` and ``seed``, so every run and every evaluation of a study sees the same one.
+    """
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 <= fraction < 1.0:
+        raise DataError(f"data.holdout must be a fraction in [0, 1), got {fraction!r}")
+    if fraction == 0.0:
+        return data, None
+    g = torch.Generator().manual_seed(int(seed))
+    groups = [torch.arange(len(data))] if data.y is None else \
+        [torch.nonzero(data.y == c).flatten() for c in torch.unique(data.y)]
+    held = []
+    for idx in groups:
+        k = int(round(fraction * len(idx)))
+        if len(idx) >= 2:
+            k = min(max(k, 1), len(idx) - 1)
+        else:
+            k = 0
+        held.append(idx[torch.randperm(len(idx), generator=g)[:k]])
+    mask = torch.zeros(len(data), dtype=torch.bool)
+    mask[torch.cat(held)] = True
+    if not mask.any():
+        raise DataError(f"{data.source}: data.holdout={fraction} keeps no image out of {len(data)}")
+
+    def part(m: torch.Tensor, tag: str) -> ImageData:
+        return ImageData(x=data.x[m], y=None if data.y is None else data.y[m], class_names=list(data.class_names),
+                         source=f"{data.source}[{tag}]", skipped=list(data.skipped))
+
+    return part(~mask, "train"), part(mask, "holdout")
+
+
 def describe(source: str | Path, skip_bad: bool = False) -> dict:
     """Summary of a source for ``fewgan data info``: counts, original sizes, modes, classes.
 
