@@ -4,6 +4,23 @@ Real-data features are cached on disk keyed by the data's content fingerprint, t
 backbone and the resolution (safetensors, under $FEWGAN_CACHE or ~/.cache/fewgan), so an
 experiment extracts them once. Every result carries the backbone name, both sample counts
 and the resolution, because FD/KID/IS values are only comparable under the same three.
+
+Honest evaluation (METHODS §21):
+
+* **Held-out reals** (``holdout=``, the part ``data.split_holdout`` kept out of training):
+  ``fd_holdout`` / ``kid_holdout`` score the same generated features against the held-out
+  images, and ``fd_floor`` / ``kid_floor`` score the held-out images themselves against the
+  training images -- what a perfect generator that never copies would get with
+  n = ``n_holdout`` samples. A copying generator scores well on ``fd`` (vs train) and not on
+  ``fd_holdout``; a fair one has ``fd_holdout`` near ``fd_floor`` + the gap its ``fd`` shows.
+  Note the sample-size bias: ``fd_floor`` is FD at (n_train, n_holdout), ``fd`` at (n_train, n_gen).
+* **Extra backbones** (``EvalSettings.backbones``): fd, kid, precision, recall (and with a
+  holdout fd_holdout, kid_holdout, fd_floor, kid_floor) on each, keys suffixed with a short
+  name: ``effnet-lite0`` -> ``_lite0``, ``effnet-lite2`` -> ``_lite2``, ``inception`` ->
+  ``_inception`` (e.g. ``fd_lite2``); :func:`backbone_suffix`. A method whose D uses Lite0
+  features is scored on Lite2 this way.
+* **Leaks** (pixel space, same resolution only): ``leak_cutout``, ``leak_border``,
+  ``leak_flip``, ``leak_rot`` and their ``*_real`` references; see :mod:`.leaks`.
 """
 
 from __future__ import annotations
@@ -23,6 +40,7 @@ from .fd import fd_from_features
 from .features import Backbone, extract, get_backbone
 from .isc import inception_score
 from .kid import kid_from_features
+from .leaks import leak_stats
 from .memorisation import closest_pairs, memorisation_report
 from .ndb import ndb, ndb_cells
 from .prdc import prdc
@@ -41,6 +59,17 @@ class EvalSettings:
     seed: int = 0  # noise seed for the generated samples and the bootstrap
     batch_size: int = 100
     ndb_cells: int = 50  # most k-means cells for NDB (fewer for small sets: ~10 real images per cell)
+    backbones: tuple = ()  # extra backbones, metrics suffixed by backbone_suffix(name), e.g. fd_lite2
+
+
+_SUFFIXES = {"effnet-lite0": "lite0", "efficientnet-lite0": "lite0", "effnet-lite2": "lite2",
+             "efficientnet-lite2": "lite2", "inception": "inception", "inception-v3-compat": "inception"}
+
+
+def backbone_suffix(name: str) -> str:
+    """The key suffix of an extra backbone's metrics: short, and free of '-' (fd_lite2, not fd_effnet-lite2)."""
+    key = name.lower()
+    return _SUFFIXES.get(key, key.replace("-", "_").replace("efficientnet_", "").replace("effnet_", ""))
 
 
 def cache_dir() -> Path:
@@ -102,33 +131,82 @@ def metrics_from_features(f_real, f_gen, p_gen, s: EvalSettings) -> tuple[dict, 
     return rec, mem
 
 
+def _kid(f_a, f_b, s: EvalSettings) -> tuple[float, int]:
+    """KID and its subset size, capped at the smaller of the two counts."""
+    subset = min(s.kid_subset, len(f_a), len(f_b))
+    return kid_from_features(f_a, f_b, n_subsets=s.kid_subsets, subset_size=subset, seed=s.seed)[0], subset
+
+
+def holdout_metrics(f_train, f_hold, f_gen, s: EvalSettings, with_ci: bool = True) -> dict:
+    """FD / KID of the generated features vs the held-out reals, and the floor: the held-out reals
+    themselves (as if generated, n = n_holdout) vs the training reals. Pure: features only."""
+    kid_h, sub_h = _kid(f_hold, f_gen, s)
+    kid_f, _ = _kid(f_train, f_hold, s)
+    rec = {"fd_holdout": fd_from_features(f_hold, f_gen), "kid_holdout": kid_h, "kid_holdout_subset": sub_h,
+           "fd_floor": fd_from_features(f_train, f_hold), "kid_floor": kid_f, "n_holdout": len(f_hold)}
+    if with_ci and s.n_boot:
+        rec["fd_holdout_ci"] = list(bootstrap_fd_ci(f_hold, f_gen, n_boot=s.n_boot, seed=s.seed))
+        rec["kid_holdout_ci"] = list(bootstrap_kid_ci(f_hold, f_gen, n_boot=s.n_boot, seed=s.seed,
+                                                      n_subsets=10, subset_size=sub_h))
+    return rec
+
+
+def extra_backbone_metrics(f_real, f_gen, s: EvalSettings, suffix: str, f_hold=None) -> dict:
+    """The headline numbers on a second feature space (no intervals, NDB or memorisation: the
+    point is only whether a gain survives a change of backbone). Keys end in _<suffix>."""
+    kid, _ = _kid(f_real, f_gen, s)
+    pr = prdc(f_real, f_gen, k=s.k)
+    rec = {"fd": fd_from_features(f_real, f_gen), "kid": kid, "precision": pr.precision, "recall": pr.recall}
+    if f_hold is not None:
+        h = holdout_metrics(f_real, f_hold, f_gen, s, with_ci=False)
+        rec.update({k: h[k] for k in ("fd_holdout", "kid_holdout", "fd_floor", "kid_floor")})
+    return {f"{k}_{suffix}": v for k, v in rec.items()}
+
+
 def evaluate_images(gen_uint8: torch.Tensor, data: ImageData, s: EvalSettings = EvalSettings(),
-                    panel_path: str | Path | None = None) -> dict:
-    """Metrics of a set of generated uint8 images against `data`; optionally save the NN panel."""
+                    panel_path: str | Path | None = None, holdout: ImageData | None = None) -> dict:
+    """Metrics of a set of generated uint8 images against `data` (the training reals); optionally
+    save the NN panel. `holdout`: the reals kept out of training, scored against the same
+    generated features (see the module docstring); `s.backbones`: further feature spaces."""
     t0 = time.perf_counter()
     bb = backbone(s.backbone)
     f_real, _ = real_features(data, bb, s.batch_size)
     f_gen, p_gen = extract(bb, gen_uint8, s.batch_size)
     rec, mem = metrics_from_features(f_real, f_gen, p_gen, s)
-    if gen_uint8.shape[-2:] == data.x.shape[-2:]:  # pixel-space blur measure (same resolution only)
+    if holdout is not None:
+        f_hold, _ = real_features(holdout, bb, s.batch_size)  # cached like the training reals
+        rec.update(holdout_metrics(f_real, f_hold, f_gen, s))
+    extra = [name for name in dict.fromkeys(s.backbones) if backbone_suffix(name) != backbone_suffix(s.backbone)]
+    for name in extra:
+        bb2 = backbone(name)
+        f_real2, _ = real_features(data, bb2, s.batch_size)
+        f_gen2, _ = extract(bb2, gen_uint8, s.batch_size)
+        f_hold2 = None if holdout is None else real_features(holdout, bb2, s.batch_size)[0]
+        rec.update(extra_backbone_metrics(f_real2, f_gen2, s, backbone_suffix(name), f_hold2))
+    if gen_uint8.shape[-2:] == data.x.shape[-2:]:  # pixel-space measures (same resolution only)
         rec.update(sharpness(gen_uint8, data.x))
         rec.update(spectral_bands(gen_uint8, data.x))
+        rec.update(leak_stats(gen_uint8, data.x))
     if panel_path is not None:
         save_nn_panel(gen_uint8, data.x, mem, panel_path)
     head = {"backbone": bb.name, "resolution": int(gen_uint8.shape[-1]), "n_gen": len(f_gen), "n_real": len(f_real),
             "data": data.source, "data_fingerprint": data.fingerprint()[:16]}
+    if extra:
+        head["extra_backbones"] = [backbone(name).name for name in extra]
     return {**head, **rec, "time_s": time.perf_counter() - t0}
 
 
 def settings_from_config(cfg, n: int | None = None, backbone_name: str | None = None) -> EvalSettings:
     e = cfg.eval
-    return EvalSettings(n=n or e.n, backbone=backbone_name or e.backbone, kid_subset=e.kid_subset, n_boot=e.n_boot)
+    return EvalSettings(n=n or e.n, backbone=backbone_name or e.backbone, kid_subset=e.kid_subset, n_boot=e.n_boot,
+                        backbones=tuple(getattr(e, "backbones", ()) or ()))
 
 
 def evaluate_generator(pipe, data: ImageData, s: EvalSettings, out_dir: str | Path, step: int,
-                       y: torch.Tensor | None = None) -> dict:
-    """Generate s.n images, evaluate them, write out_dir/metrics.json, append out_dir/metrics.jsonl,
-    and save the nearest-neighbour panel as out_dir/eval/nearest_neighbours.png."""
+                       y: torch.Tensor | None = None, holdout: ImageData | None = None) -> dict:
+    """Generate s.n images, evaluate them (against `data`, and `holdout` when given), write
+    out_dir/metrics.json, append out_dir/metrics.jsonl, and save the nearest-neighbour panel as
+    out_dir/eval/nearest_neighbours.png."""
     import json
 
     from ..sampling import generate
@@ -136,7 +214,8 @@ def evaluate_generator(pipe, data: ImageData, s: EvalSettings, out_dir: str | Pa
 
     out_dir = Path(out_dir)
     imgs = generate(pipe, s.n, seed=s.seed + 1_000_003, y=y)  # never the fixed grid latents
-    rec = {"step": step, **evaluate_images(imgs, data, s, panel_path=out_dir / "eval" / "nearest_neighbours.png")}
+    rec = {"step": step, **evaluate_images(imgs, data, s, panel_path=out_dir / "eval" / "nearest_neighbours.png",
+                                           holdout=holdout)}
     atomic_write(out_dir / "metrics.json", lambda p: p.write_text(json.dumps(rec, indent=1)))
     with open(out_dir / "metrics.jsonl", "a") as f:
         f.write(json.dumps(rec) + "\n")
