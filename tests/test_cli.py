@@ -97,3 +97,22 @@ def test_eval_run_and_training_set_as_generated(tiny_npz, tmp_path, monkeypatch)
     rec = json.loads((tmp_path / "copies" / "metrics.json").read_text())
     assert rec["near_copy_fraction"] == 1.0 and abs(rec["fd"]) < 1e-3
     assert rec["sharpness_ratio"] == pytest.approx(1.0)  # the data is exactly as sharp as itself
+
+
+def test_eval_run_with_holdout_and_extra_backbone(tiny_npz, tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setenv("FEWGAN_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    r = runner.invoke(app, ["train", "--data", str(tiny_npz), "--steps", "1", "--out", str(out), *SMALL,
+                            "--data.holdout=0.25"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["eval", str(out), "-n", "24", "--n-boot", "0", "--backbones", "effnet-lite2"])
+    assert r.exit_code == 0, r.output
+    rec = json.loads((out / "metrics.json").read_text())
+    assert rec["n_real"] == 30 and rec["n_holdout"] == 10  # 40 images, 2 classes, 25 % held out per class
+    for k in ("fd_holdout", "kid_holdout", "fd_floor", "kid_floor", "fd_lite2", "kid_lite2", "fd_holdout_lite2",
+              "fd_floor_lite2", "leak_cutout", "leak_cutout_real"):
+        assert k in rec, k
+    assert rec["extra_backbones"] == ["effnet-lite2"]
+    assert "fd_holdout" in r.output and "fd_lite2" in r.output

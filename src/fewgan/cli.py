@@ -154,15 +154,23 @@ def eval_cmd(
                                             "(npz / image folder / 'emoji') whose images are evaluated as if generated."),
     data: Optional[str] = typer.Option(None, "--data", "-d", help="Real data to compare with (default: the run's)."),
     n: int = typer.Option(1000, "--n", "-n", help="Generated samples (for a run or checkpoint)."),
-    backbone: str = typer.Option("effnet-lite0", "--backbone", "-b", help="Feature network: effnet-lite0 | inception."),
+    backbone: str = typer.Option("effnet-lite0", "--backbone", "-b",
+                                 help="Feature network: effnet-lite0 | effnet-lite2 | inception."),
+    backbones: Optional[str] = typer.Option(None, "--backbones",
+                                            help="More backbones, comma-separated (e.g. effnet-lite2): their fd, kid, "
+                                                 "precision, recall get a suffix (fd_lite2). Default: the run's "
+                                                 "eval.backbones."),
     n_boot: int = typer.Option(50, "--n-boot", help="Bootstrap resamples for the FD / KID intervals (0 = none)."),
     resolution: Optional[int] = typer.Option(None, "--resolution", "-r", help="Resolution for data-source targets."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where metrics.json goes (default: the run folder)."),
 ) -> None:
-    """Evaluate a generator: FD, KID, IS, precision/recall, density/coverage, NDB, memorisation."""
+    """Evaluate a generator: FD, KID, IS, precision/recall, density/coverage, NDB, memorisation, leaks.
+
+    A run trained with data.holdout > 0 is scored against its training part, and against the
+    held-out part (fd_holdout, kid_holdout, next to the real floor fd_floor), unless --data is given."""
     import json
 
-    from .data import DataError, load_images
+    from .data import DataError, load_images, split_holdout
     from .metrics import BackboneUnavailable
     from .metrics.evaluate import EvalSettings, evaluate_generator, evaluate_images
     from .sampling import load_for_sampling
@@ -170,17 +178,22 @@ def eval_cmd(
 
     tpath = Path(target)
     is_run = (tpath.is_dir() and (tpath / "config.yaml").is_file()) or tpath.suffix == ".safetensors"
+    extra = tuple(b.strip() for b in backbones.split(",") if b.strip()) if backbones is not None else None
     try:
         if is_run:
             run = load_for_sampling(tpath)
             cfg = run.cfg
             real = load_images(data or cfg.data.source, cfg.data.resolution, cfg.data.channels,
                                skip_bad=cfg.data.skip_bad)
+            held = None
+            if data is None and getattr(cfg.data, "holdout", 0.0):  # the run trained on the train part only
+                real, held = split_holdout(real, cfg.data.holdout, cfg.data.holdout_seed)
             out_dir = out or run.path.parent.parent
-            s = EvalSettings(n=n, backbone=backbone, kid_subset=cfg.eval.kid_subset, n_boot=n_boot)
+            s = EvalSettings(n=n, backbone=backbone, kid_subset=cfg.eval.kid_subset, n_boot=n_boot,
+                             backbones=extra if extra is not None else tuple(getattr(cfg.eval, "backbones", ()) or ()))
             pipe = run.variant.sampler()
             y = torch_arange_labels(n, run.meta.get("num_classes", 0)) if pipe.conditional else None
-            rec = evaluate_generator(pipe, real, s, out_dir, int(run.meta["step"]), y=y)
+            rec = evaluate_generator(pipe, real, s, out_dir, int(run.meta["step"]), y=y, holdout=held)
         else:
             if data is None:
                 _fail("evaluating a data source as if generated needs --data REAL_SOURCE")
@@ -188,7 +201,7 @@ def eval_cmd(
             fake = load_images(target, res, 3)
             real = load_images(data, res, 3)
             out_dir = out or Path("eval") / Path(target).stem
-            s = EvalSettings(n=len(fake), backbone=backbone, n_boot=n_boot)
+            s = EvalSettings(n=len(fake), backbone=backbone, n_boot=n_boot, backbones=extra or ())
             rec = {"step": None, "generated": target,
                    **evaluate_images(fake.x, real, s, panel_path=out_dir / "eval" / "nearest_neighbours.png")}
             atomic_write(out_dir / "metrics.json", lambda p: p.write_text(json.dumps(rec, indent=1)))
@@ -198,8 +211,18 @@ def eval_cmd(
                     f"{rec['resolution']}px, backbone {rec['backbone']}")
     t.add_column("metric")
     t.add_column("value")
-    for k in ("fd", "fd_ci", "kid", "kid_std", "kid_ci", "is", "is_std", "precision", "recall", "density",
-              "coverage", "ndb", "ndb_k", "ndb_js", "ndb_cells", "near_copy_fraction", "nn_ratio_median", "time_s"):
+    from .metrics.evaluate import backbone_suffix
+    from .metrics.leaks import LEAK_KEYS
+
+    keys = ["fd", "fd_ci", "kid", "kid_std", "kid_ci", "is", "is_std", "precision", "recall", "density",
+            "coverage", "ndb", "ndb_k", "ndb_js", "ndb_cells", "near_copy_fraction", "nn_ratio_median",
+            "n_holdout", "fd_holdout", "fd_holdout_ci", "fd_floor", "kid_holdout", "kid_holdout_ci", "kid_floor"]
+    for b in rec.get("extra_backbones", ()):
+        sfx = backbone_suffix(b)
+        keys += [f"{m}_{sfx}" for m in ("fd", "kid", "precision", "recall", "fd_holdout", "kid_holdout",
+                                         "fd_floor", "kid_floor")]
+    keys += [f"{k}{t}" for k in LEAK_KEYS for t in ("", "_real")] + ["time_s"]
+    for k in keys:
         if k in rec:
             v = rec[k]
             t.add_row(k, json.dumps([round(x, 4) for x in v]) if isinstance(v, list) else f"{v:.4g}")
