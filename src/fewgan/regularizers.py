@@ -1,14 +1,21 @@
-"""Extra terms of the generator's loss, as pure functions of (fake, real) image batches.
+"""Extra loss terms: the generator's (edge loss) and the discriminator's (LeCam, R1).
 
 Each entry of G_REGULARIZERS builds, from a Config, either None (off) or a function
 `fn(fake, real) -> scalar tensor`; the standard variant adds weight * fn(...) to G's loss
 and logs each term as `reg_<name>`.
+
+D's regularizers act on logits, so they work with every logit loss (BCE, hinge, LSGAN,
+minimax): LeCam (Tseng et al. 2021) keeps D's logits near the moving averages of the other
+class's logits; lazy R1 (Mescheder et al. 2018; Karras et al. 2020) penalises D's gradient
+on real images every few D steps, with Adam's hyper-parameters corrected for the extra step.
 """
 
 from __future__ import annotations
 
 from typing import Callable
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from .registry import Registry
@@ -28,8 +35,6 @@ def build_g_regularizers(cfg) -> list[tuple[str, float, Callable[[Tensor, Tensor
 
 # ----------------------------------------------------------------------------- edge loss (METHODS §5)
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 
 _KX = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
 _LUMA = (0.299, 0.587, 0.114)
@@ -79,3 +84,51 @@ def _edge(cfg):
     if r.edge_mode not in fns:
         raise ValueError(f"reg.edge_mode must be one of {', '.join(fns)}, got {r.edge_mode!r}")
     return r.edge_weight, fns[r.edge_mode]
+
+
+# ----------------------------------------------------------------------------- D regularizers
+
+
+def lecam_loss(real_logits: Tensor, fake_logits: Tensor, ema_real: float, ema_fake: float) -> Tensor:
+    """R_LC = E[relu(D(x) - alpha_F)^2] + E[relu(alpha_R - D(G(z)))^2] (Tseng et al. 2021, eq. 3 as coded)."""
+    return (F.relu(real_logits - ema_fake).pow(2).mean() + F.relu(ema_real - fake_logits).pow(2).mean())
+
+
+class LeCamEMA:
+    """alpha_R, alpha_F: EMAs of D's batch-mean real / fake logits, updated before use.
+
+    As in google/lecam-gan's `ema_losses`: before `start` the decay is 0 (the EMA is the current
+    batch mean), from `start` on it is `decay`. Plain floats, so checkpoints keep them exactly."""
+
+    def __init__(self, decay: float = 0.99, start: int = 0):
+        if not 0.0 <= decay < 1.0:
+            raise ValueError(f"reg.lecam_decay must lie in [0, 1), got {decay}")
+        self.decay, self.start = decay, start
+        self.real: float | None = None
+        self.fake: float | None = None
+
+    def update(self, real_mean: float, fake_mean: float, step: int) -> None:
+        d = self.decay if step >= self.start and self.real is not None else 0.0
+        self.real = real_mean if self.real is None else d * self.real + (1 - d) * real_mean
+        self.fake = fake_mean if self.fake is None else d * self.fake + (1 - d) * fake_mean
+
+    def state_dict(self) -> dict:
+        return {"real": self.real, "fake": self.fake}
+
+    def load_state_dict(self, st: dict) -> None:
+        self.real, self.fake = st.get("real"), st.get("fake")
+
+
+def r1_penalty(x: Tensor, logits: Tensor) -> Tensor:
+    """E_real ||grad_x D(x)||^2 (without gamma / 2): x must require grad and logits depend on it.
+
+    create_graph=True so that the penalty's gradient reaches D's weights (double backward)."""
+    (grad,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
+    return grad.float().square().flatten(1).sum(1).mean()
+
+
+def lazy_adam(lr: float, betas: tuple[float, float], interval: int) -> tuple[float, tuple[float, float]]:
+    """Adam's (lr, betas) for a network that also takes a lazy regularisation step every `interval`
+    steps: lr * c and beta ** c with c = interval / (interval + 1) (Karras et al. 2020, Appendix B)."""
+    c = interval / (interval + 1)
+    return lr * c, (betas[0] ** c, betas[1] ** c)

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from .. import config as config_mod
-from ..data import ImageData, load_images, to_float
+from ..data import ImageData, load_images, split_holdout, to_float
 from ..images import save_grid
 from ..sampling import class_grid, generate
 from ..variants import Batch, build_variant
@@ -146,8 +146,10 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if t.threads:
             torch.set_num_threads(t.threads)
-        self.data = data or load_images(cfg.data.source, cfg.data.resolution, cfg.data.channels,
-                                        skip_bad=cfg.data.skip_bad, min_count=t.batch_size)
+        full = data or load_images(cfg.data.source, cfg.data.resolution, cfg.data.channels,
+                                   skip_bad=cfg.data.skip_bad, min_count=t.batch_size)
+        # with data.holdout > 0 a seeded, stratified part never reaches training; evaluation scores against it too
+        self.data, self.holdout = split_holdout(full, cfg.data.holdout, cfg.data.holdout_seed)
         if len(self.data) < t.batch_size:
             raise ValueError(f"{cfg.data.source}: only {len(self.data)} images, fewer than one batch of {t.batch_size}")
         torch.manual_seed(t.seed)
@@ -178,6 +180,7 @@ class Trainer:
             "class_names": self.data.class_names,
             "data_fingerprint": self.data.fingerprint(),
             "variant_state": self.variant.extra_state(),
+            "reg_state": self.variant.reg_state(),  # ADA / APA p and counters, LeCam EMAs, R1 clock
             "schedule_state": self.schedule.state_dict(),
             "monitor_state": [m.state_dict() for m in self.monitors],
             "torch_version": torch.__version__,
@@ -196,6 +199,7 @@ class Trainer:
         checkpoint.load_modules(tensors, self.variant.modules(), path)
         checkpoint.load_optimizers(tensors, meta, self.variant.optimizers())
         self.variant.load_extra_state(meta.get("variant_state", {}))
+        self.variant.load_reg_state(meta.get("reg_state", {}))
         self.schedule.load_state_dict(meta.get("schedule_state", {}))
         for m, st in zip(self.monitors, meta.get("monitor_state", [])):
             m.load_state_dict(st)
@@ -219,6 +223,8 @@ class Trainer:
     def iteration(self) -> dict:
         t, v, lat = self.cfg.train, self.variant, self.variant.G.latent
         rng = seeded(t.seed, 2, self.step)
+        aug_rng = seeded(t.seed, 3, self.step)  # D's augmentations: a stream of their own, so turning them on
+        # changes neither data order nor noise nor label noise
         t0 = time.perf_counter()
         n_d, n_g = self.schedule.counts(self.step)
         d_stats, g_stats = [], []
@@ -229,11 +235,11 @@ class Trainer:
                 x, y = self._real_batch(self.d_batches, rng)
                 noise, fake_y = lat.draw(t.batch_size, rng), self._fake_labels(t.batch_size, rng)
             self.d_batches += 1
-            d_stats.append(v.d_step(Batch(x, y, noise, fake_y, rng)))
+            d_stats.append(v.d_step(Batch(x, y, noise, fake_y, rng, aug_rng, self.step)))
         for _ in range(n_g):
             if not t.reuse_z:
                 noise, fake_y = lat.draw(t.batch_size, rng), self._fake_labels(t.batch_size, rng)
-            g_stats.append(v.g_step(Batch(x, y, noise, fake_y, rng)))
+            g_stats.append(v.g_step(Batch(x, y, noise, fake_y, rng, aug_rng, self.step)))
         rec = {"step": self.step + 1, **_mean(d_stats), **_mean(g_stats)}
         rec.update(v.end_iteration(self.step, rec))
         rec.update(self.schedule.update(self.step, rec), d_updates=n_d, g_updates=n_g)
@@ -321,7 +327,7 @@ class Trainer:
             y = torch.arange(self.cfg.eval.n) % self.data.num_classes
         with torch.random.fork_rng():  # evaluation must not shift the training RNG
             return evaluate_generator(self.variant.sampler(), self.data, settings_from_config(self.cfg),
-                                      self.run_dir, self.step, y=y)
+                                      self.run_dir, self.step, y=y, holdout=self.holdout)
 
     def _tensorboard(self):
         try:

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from ..augment import Augmenter
 from ..registry import Registry
+from ..regularizers import LeCamEMA, lazy_adam
 
 VARIANTS: Registry = Registry("GAN variant (train.variant)")
 
@@ -27,6 +29,12 @@ class Batch:
     noise: Tensor  # latent noise from LatentSampler.draw, (B, ...)
     fake_y: Tensor | None  # labels to generate (conditional models) or None
     rng: torch.Generator  # randomness for this step (label noise, ...); seeded per step
+    aug_rng: torch.Generator | None = None  # randomness of D's augmentations, its own stream (seeded per step)
+    step: int = 0  # the iteration this batch belongs to (0-based)
+
+    def __post_init__(self):
+        if self.aug_rng is None:
+            self.aug_rng = self.rng
 
 
 class GeneratorPipeline(nn.Module):
@@ -65,6 +73,16 @@ class Variant:
         self.num_classes = num_classes
         self.fast = cfg.train.fast
         self.G_ema: GeneratorPipeline | None = None
+        # what D sees (fewgan.augment) and D's logit regularizers (fewgan.regularizers); their
+        # state is saved by the loop as reg_state(), beside the variant's own extra_state()
+        self.aug = Augmenter(cfg)
+        r = cfg.reg
+        if r.lecam_weight < 0 or r.r1_gamma < 0:
+            raise ValueError(f"reg.lecam_weight and reg.r1_gamma must be >= 0, got {r.lecam_weight}, {r.r1_gamma}")
+        if r.r1_interval < 1:
+            raise ValueError(f"reg.r1_interval must be >= 1, got {r.r1_interval}")
+        self.lecam = LeCamEMA(r.lecam_decay, r.lecam_start) if r.lecam_weight > 0 else None
+        self.d_count = 0  # D updates so far (lazy R1's clock)
 
     # --- set-up helpers for subclasses
     def _finish_setup(self) -> None:
@@ -75,6 +93,18 @@ class Variant:
             self.D.to(memory_format=torch.channels_last)
         if t.ema > 0:
             self.G_ema = copy.deepcopy(self.G).requires_grad_(False)
+
+    def adam_d(self, params) -> torch.optim.Optimizer:
+        """D's Adam; with lazy R1 its lr and betas get the c = N/(N+1) correction."""
+        t, r = self.cfg.train, self.cfg.reg
+        lr, betas = t.lr_d, (t.beta1_d, t.beta2_d)
+        if r.r1_gamma > 0:
+            lr, betas = lazy_adam(lr, betas, r.r1_interval)
+        return torch.optim.Adam(params, lr=lr, betas=betas)
+
+    def augment(self, x: Tensor, batch: Batch) -> Tensor:
+        """x as D sees it: the run's augmentation (an identity when aug.policy is none)."""
+        return self.aug(x, batch.aug_rng) if self.aug.active else x
 
     def autocast(self):
         """bf16 autocast on the CPU fast path; a no-op otherwise."""
@@ -111,7 +141,7 @@ class Variant:
     def end_iteration(self, step: int, stats: dict[str, float]) -> dict[str, float]:
         """Update state variables after an iteration (k_t, schedules, ...); returns extra stats."""
         self.update_ema()
-        return {}
+        return self.aug.end_iteration(step)  # ADA's / APA's p move here (aug_p, r_t, apa_p)
 
     @torch.no_grad()
     def update_ema(self) -> None:
@@ -165,6 +195,19 @@ class Variant:
 
     def load_extra_state(self, state: dict) -> None:
         pass
+
+    def reg_state(self) -> dict:
+        """JSON state of the augmentation controllers and D's regularizers (kept in checkpoints)."""
+        return {"aug": self.aug.state_dict(), "lecam": self.lecam.state_dict() if self.lecam else None,
+                "d_count": self.d_count}
+
+    def load_reg_state(self, st: dict) -> None:
+        if not st:
+            return
+        self.aug.load_state_dict(st.get("aug") or {})
+        if self.lecam is not None and st.get("lecam"):
+            self.lecam.load_state_dict(st["lecam"])
+        self.d_count = int(st.get("d_count", 0))
 
     def sampler(self) -> GeneratorPipeline:
         """The generator used for samples and evaluation: the EMA copy if there is one."""

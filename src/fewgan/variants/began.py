@@ -30,6 +30,7 @@ import statistics
 import torch
 from torch import Tensor
 
+from ..augment import apa_swap
 from ..latent import build_latent, latent_out_features
 from ..nets import build_networks
 from ..regularizers import build_g_regularizers
@@ -107,6 +108,9 @@ class BEGAN(Variant):
             raise ValueError(f"train.variant=began needs model.arch=began (an auto-encoder D), got {cfg.model.arch!r}")
         if cfg.reg.edge_d_input:  # D would have to reconstruct the edge channel too; not defined for BEGAN
             raise ValueError("reg.edge_d_input is not supported by train.variant=began")
+        if cfg.reg.lecam_weight > 0 or cfg.reg.r1_gamma > 0:  # both act on logits; BEGAN's D has none
+            raise ValueError("reg.lecam_weight and reg.r1_gamma need a logit discriminator; train.variant=began's "
+                             "D is an auto-encoder (set them to 0, or use aug.* to regularise BEGAN's D)")
         if b.recon not in RECON_LOSSES:
             raise ValueError(f"began.recon must be one of {', '.join(RECON_LOSSES)}, got {b.recon!r}")
         if not 0.0 <= b.k0 <= 1.0:
@@ -125,26 +129,41 @@ class BEGAN(Variant):
         self._l_fake_g: list[float] = []
         self._finish_setup()
 
-    def L(self, v: Tensor) -> Tensor:
-        """The auto-encoder loss L(v) = mean|v - D(v)| (or squared), in float32."""
+    def L(self, v: Tensor, per_sample: list | None = None) -> Tensor:
+        """The auto-encoder loss L(v) = mean|v - D(v)| (or squared), in float32. When a list is
+        given, the detached per-image losses are appended to it (for ADA / APA's controller)."""
         v = self.prepare(v)
-        return self.recon_loss(v.float(), self.D(v).float())
+        rec = self.D(v).float()
+        if per_sample is not None:
+            with torch.no_grad():
+                per_sample.append(torch.stack([self.recon_loss(a, b) for a, b in zip(v.float(), rec)]))
+        return self.recon_loss(v.float(), rec)
 
     def d_step(self, batch: Batch) -> dict[str, float]:
         self.opt_d.zero_grad(set_to_none=True)
         with self.autocast():
             with torch.no_grad():
                 fake = self.G(batch.noise)
-            l_real, l_fake = self.L(batch.x), self.L(fake)
+            real = batch.x
+            if self.aug.apa is not None:  # APA: some reals replaced by detached fakes
+                swap = apa_swap(len(real), self.aug.apa.p, batch.aug_rng)
+                real = torch.where(swap.view(-1, 1, 1, 1), fake.to(real.dtype), real)
+            # the auto-encoder D reconstructs augmented images, reals and fakes alike
+            per_real: list | None = [] if self.aug.watching else None
+            l_real, l_fake = self.L(self.augment(real, batch), per_real), self.L(self.augment(fake, batch))
         loss = l_real - self.k * l_fake
         loss.backward()
         gn = grad_norm(self.D.parameters())
         self.opt_d.step()
+        # ADA / APA need a per-real "realness": BEGAN's D has no logit, so ours is how much better
+        # than the batch's fakes each real is reconstructed (L(G(z)) - L(x_i) > 0 reads as "real")
+        if per_real:
+            self.aug.observe(l_fake.detach() - per_real[0])
         self._l_real.append(l_real.item())
         return {"loss_d": loss.item(), "l_real": l_real.item(), "l_fake_d": l_fake.item(), "grad_norm_d": gn}
 
     def g_step(self, batch: Batch) -> dict[str, float]:
-        stats, adv = self.generator_update(batch, self.L)  # L_G = L(G(z_G))
+        stats, adv = self.generator_update(batch, lambda f: self.L(self.augment(f, batch)))  # L_G = L(aug(G(z_G)))
         self._l_fake_g.append(adv.item())
         return stats
 

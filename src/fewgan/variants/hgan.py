@@ -128,7 +128,7 @@ class HGAN(StandardGAN):
     def _distill_g_loss(self, fake: Tensor, real: Tensor) -> Tensor:
         # D_T frozen: G's gradient reaches G(z) through D_T and the (frozen) teacher only
         with self.frozen(self.D_T), self._teacher_frozen():
-            return losses.g_loss(self.cfg.loss.kind, self.D_T(self.dt_view(fake)).float())
+            return losses.g_loss(self.cfg.loss.kind, self.D_T(self.dt_view(self.augment(fake, self._g_batch))).float())
 
     def _teacher_nll(self, fake: Tensor, real: Tensor) -> Tensor:
         with self._teacher_frozen():
@@ -138,6 +138,10 @@ class HGAN(StandardGAN):
         return self.frozen(self.teacher) if self.teacher is not None else torch.enable_grad()
 
     # ------------------------------------------------------------------ the steps
+    def g_step(self, batch: Batch) -> dict[str, float]:
+        self._g_batch = batch  # the distillation term augments with this step's generator
+        return super().g_step(batch)
+
     def d_step(self, batch: Batch) -> dict[str, float]:
         stats = super().d_step(batch)  # D step (as the standard GAN)
         stats.update(self.dt_step(batch))  # then the D_T step, on the same batch
@@ -149,7 +153,9 @@ class HGAN(StandardGAN):
         with self.autocast():
             with torch.no_grad():  # D_T's step changes neither G nor the teacher
                 fake = self.G(batch.noise, batch.fake_y)
-                h_real, h_fake = self.dt_view(self._dt_real(batch)), self.dt_view(fake)
+                # D_T sees augmented images too (through the teacher's hidden map when dt_input=hidden)
+                h_real = self.dt_view(self.augment(self._dt_real(batch), batch))
+                h_fake = self.dt_view(self.augment(fake, batch))
             real_logits, fake_logits = self.D_T(h_real).float(), self.D_T(h_fake).float()
         ones, zeros = torch.ones_like(real_logits), torch.zeros_like(fake_logits)
         loss = losses.d_loss(self.cfg.loss.kind, real_logits, fake_logits, ones, zeros)

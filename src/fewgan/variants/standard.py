@@ -10,7 +10,8 @@ import torch
 from .. import losses
 from ..latent import build_latent, latent_out_features
 from ..nets import build_networks
-from ..regularizers import build_g_regularizers, sobel_edges
+from ..augment import apa_swap
+from ..regularizers import build_g_regularizers, lecam_loss, r1_penalty, sobel_edges
 from .base import VARIANTS, Batch, GeneratorPipeline, Variant, grad_norm
 
 
@@ -25,7 +26,7 @@ class StandardGAN(Variant):
         g_net, self.D = build_networks(cfg, latent_out_features(cfg), d_channels=d_channels, num_classes=num_classes)
         self.G = GeneratorPipeline(build_latent(cfg), g_net)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=t.lr_g, betas=(t.beta1_g, t.beta2_g))
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=t.lr_d, betas=(t.beta1_d, t.beta2_d))
+        self.opt_d = self.adam_d(self.D.parameters())
         self.g_regularizers = build_g_regularizers(cfg)  # extra G loss terms: [(name, weight, fn)]
         self._finish_setup()
 
@@ -55,35 +56,65 @@ class StandardGAN(Variant):
         return loss
 
     def d_step(self, batch: Batch) -> dict[str, float]:
-        lc = self.cfg.loss
+        lc, rc = self.cfg.loss, self.cfg.reg
         self.opt_d.zero_grad(set_to_none=True)
         with self.autocast():
             with torch.no_grad():
                 fake = self.G(batch.noise, batch.fake_y)
-            real_heads = self.d_heads(batch.x, batch.y)
-            fake_heads = self.d_heads(fake, batch.fake_y)
+            real, real_y = batch.x, batch.y
+            if self.aug.apa is not None:  # APA: some reals replaced by detached fakes, still labelled real
+                swap = apa_swap(len(real), self.aug.apa.p, batch.aug_rng)
+                real = torch.where(swap.view(-1, 1, 1, 1), fake.to(real.dtype), real)
+                if real_y is not None and batch.fake_y is not None:
+                    real_y = torch.where(swap, batch.fake_y, real_y)
+            # every D input is augmented, reals and fakes alike, each with its own draws
+            real_heads = self.d_heads(self.augment(real, batch), real_y)
+            fake_heads = self.d_heads(self.augment(fake, batch), batch.fake_y)
         t_real, t_fake = losses.d_targets(len(real_heads[0]), lc.smooth, lc.smooth_alpha, lc.smooth_low,
                                           lc.smooth_high, lc.flip_p, batch.rng)
         head_losses = [losses.d_loss(lc.kind, r, f, t_real, t_fake) for r, f in zip(real_heads, fake_heads)]
-        loss = self.weigh_heads(head_losses)
+        adv = self.weigh_heads(head_losses)
+        loss, stats = adv, {"loss_d": adv.item()}
+        if self.lecam is not None:  # on the first (unconditional) head's logits
+            r, f = real_heads[0], fake_heads[0]
+            self.lecam.update(r.detach().mean().item(), f.detach().mean().item(), batch.step)
+            if batch.step >= rc.lecam_start:
+                reg = lecam_loss(r, f, self.lecam.real, self.lecam.fake)
+                loss = loss + rc.lecam_weight * reg
+                stats["reg_lecam"] = reg.item()
         loss.backward()
         gn = grad_norm(self.D.parameters())
         self.opt_d.step()
-        stats = {"loss_d": loss.item()}
+        self.aug.observe(real_heads[0])
+        self.d_count += 1
         if len(head_losses) > 1:
             stats.update({f"loss_d_{name}": hl.item() for name, hl in zip(self.HEAD_NAMES, head_losses)})
-        return {
-            **stats,
+        stats.update({
             "d_real": torch.sigmoid(real_heads[0].detach()).mean().item(),
             "d_fake": torch.sigmoid(fake_heads[0].detach()).mean().item(),
             "grad_norm_d": gn,
-        }
+        })
+        if rc.r1_gamma > 0 and self.d_count % rc.r1_interval == 0:
+            stats.update(self.r1_step(batch))
+        return stats
+
+    def r1_step(self, batch: Batch) -> dict[str, float]:
+        """Lazy R1 (its own D update, as stylegan2-ada's Dreg phase): gamma/2 * E||grad_x D(aug(x))||^2
+        on the un-augmented reals, times the interval; in fp32 (double backward)."""
+        rc = self.cfg.reg
+        self.opt_d.zero_grad(set_to_none=True)
+        x = batch.x.detach().requires_grad_(True)
+        pen = r1_penalty(x, self.d_heads(self.augment(x, batch), batch.y)[0])
+        (pen * (rc.r1_gamma / 2) * rc.r1_interval).backward()
+        self.opt_d.step()
+        return {"reg_r1": pen.item()}
 
     def g_step(self, batch: Batch) -> dict[str, float]:
         kind = self.cfg.loss.kind
 
         def adversarial(fake):
-            return self.weigh_heads([losses.g_loss(kind, h) for h in self.d_heads(fake, batch.fake_y)])
+            heads = self.d_heads(self.augment(fake, batch), batch.fake_y)
+            return self.weigh_heads([losses.g_loss(kind, h) for h in heads])
 
         stats, _ = self.generator_update(batch, adversarial)
         return stats
