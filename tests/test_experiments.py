@@ -145,3 +145,36 @@ def test_tables_list_variants_in_natural_order(tmp_path):
         assert [r["variant"] for r in csv.DictReader(f)] == ["dcgan[g=1]", "dcgan[g=2]", "dcgan[g=10]"]
     md = (tmp_path / "summary.md").read_text()
     assert md.index("dcgan[g=2]") < md.index("dcgan[g=10]")
+
+
+def test_tables_carry_the_holdout_backbone_and_leak_columns(tmp_path):
+    import csv
+    import json
+
+    from fewgan.experiments.runner import check_metrics, write_tables
+
+    for i, (variant, seed, fd_h) in enumerate([("a", 0, 10.0), ("a", 1, 12.0), ("b", 0, 20.0)]):
+        row = {"run": f"r{i}", "variant": variant, "data": "d", "seed": seed, "step": 5, "fd": 1.0, "kid": 0.1,
+               "backbone": "effnet-lite0", "n_gen": 10, "n_real": 30, "train_s": 60.0,
+               "fd_holdout": fd_h, "kid_holdout": 0.2, "fd_floor": 8.0, "kid_floor": 0.05, "n_holdout": 10,
+               "extra_backbones": "effnet-lite2", "fd_lite2": 3.0, "recall_lite2": 0.5,
+               "leak_cutout": 0.25, "leak_cutout_real": 0.0}
+        (tmp_path / "runs" / f"r{i}").mkdir(parents=True)
+        (tmp_path / "runs" / f"r{i}" / "done.json").write_text(json.dumps(row))
+    assert check_metrics(row) == ["fd_holdout", "kid_holdout", "fd_floor", "kid_floor", "n_holdout",
+                                  "fd_lite2", "recall_lite2", "leak_cutout", "leak_cutout_real"]
+    write_tables(tmp_path)
+    cols = next(csv.reader(open(tmp_path / "results.csv")))
+    assert {"fd_holdout", "fd_floor", "fd_lite2", "leak_cutout", "leak_cutout_real"} <= set(cols)
+    summary = list(csv.DictReader(open(tmp_path / "summary.csv")))
+    assert float(summary[0]["fd_holdout_mean"]) == 11.0 and float(summary[0]["fd_lite2_mean"]) == 3.0
+    md = (tmp_path / "summary.md").read_text()
+    assert "| fd_holdout | kid_holdout | fd_floor | kid_floor | fd_lite2 | recall_lite2 | leak_cutout |" in md
+    assert "| a | 11.00 ± 1.41 |" in md and "0.250 ± 0.000 (0.000)" in md
+
+
+def test_compare_knows_the_new_metrics():
+    from fewgan.compare import LOWER_IS_BETTER
+
+    assert LOWER_IS_BETTER["fd_holdout"] and LOWER_IS_BETTER["fd_lite2"] and LOWER_IS_BETTER["leak_cutout"]
+    assert LOWER_IS_BETTER["recall_lite2"] is False and LOWER_IS_BETTER["fd_floor"]

@@ -24,7 +24,17 @@ from .report import load_jsonl
 # which way is better for each metric (True: lower is better; None: closer to 1, as the data, is better)
 LOWER_IS_BETTER = {"fd": True, "kid": True, "ndb_k": True, "ndb_js": True, "near_copy_fraction": True,
                    "is": False, "precision": False, "recall": False, "density": False, "coverage": False,
-                   "sharpness_ratio": None, "spec_low": None, "spec_mid": None, "spec_high": None}
+                   "sharpness_ratio": None, "spec_low": None, "spec_mid": None, "spec_high": None,
+                   # METHODS §21: held-out reals (fd_floor / kid_floor belong to the data split, the same for
+                   # every variant: listed so they can be shown next to fd_holdout, "lower" only by convention)
+                   "fd_holdout": True, "kid_holdout": True, "fd_floor": True, "kid_floor": True,
+                   # augmentation leaks: the fraction of samples showing an artefact (compare with *_real)
+                   **{f"leak_{k}{t}": True for k in ("cutout", "border", "flip", "rot") for t in ("", "_real")}}
+# the same metrics on an extra backbone (EvalSettings.backbones), e.g. fd_lite2
+for _sfx in ("lite0", "lite2", "inception"):
+    LOWER_IS_BETTER.update({f"{m}_{_sfx}": d for m, d in (
+        ("fd", True), ("kid", True), ("precision", False), ("recall", False),
+        ("fd_holdout", True), ("kid_holdout", True), ("fd_floor", True), ("kid_floor", True))})
 
 
 def is_better(value: float, base: float, lower: bool | None) -> bool:

@@ -812,8 +812,13 @@ def _metrics_section(doc: _Doc, files: _Files, metrics: list[dict]) -> None:
         lo, hi = _ci(recs, "fd_ci")
         _band(ax, x, lo, hi, "tab:blue", "CI (fd_ci)" if _has(lo) else None)
         _line(ax, x, y, label="FD", color="tab:blue", marker="o", markersize=3)
+        held, floor = _values(recs, "fd_holdout"), _values(recs, "fd_floor")  # METHODS §21, when evaluated
+        if _has(held):
+            _line(ax, x, held, label="FD vs held-out", color="tab:purple", marker="s", markersize=3, linestyle="--")
+        if _has(floor):
+            _line(ax, x, floor, label="real floor (held-out vs train)", color="tab:gray", linestyle=":")
         ax.set_ylabel(f"FD ({ctx})", fontsize=8)
-        if _has(lo):
+        if _has(lo) or _has(held):
             ax.legend(fontsize=8)
 
     def kid(ax, x, recs, ctx):
@@ -849,7 +854,8 @@ def _metrics_section(doc: _Doc, files: _Files, metrics: list[dict]) -> None:
             ax.legend(h1 + h2, l1 + l2, fontsize=8, loc="best")
 
     plots = [
-        (("fd",), fd, "fig_fd", "Fréchet distance (lower is better) vs step; shaded: confidence interval when logged"),
+        (("fd",), fd, "fig_fd", "Fréchet distance (lower is better) vs step; shaded: confidence interval when logged; "
+                               "dashed: vs the held-out reals, dotted: their floor, when the run holds images out"),
         (("kid",), kid, "fig_kid", "Kernel inception distance (lower is better) vs step; shaded: ± std over subsets"),
         (("is",), isc, "fig_is", "Inception score on the backbone's classifier (higher is better) vs step; shaded: ± std"),
         (("precision", "recall", "density", "coverage"), prdc, "fig_prdc",

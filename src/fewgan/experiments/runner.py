@@ -28,6 +28,23 @@ from .executor import EXECUTORS
 from .spec import Job, Spec, load_spec, select
 
 METRICS = ("fd", "kid", "is", "precision", "recall", "density", "coverage", "near_copy_fraction", "ndb_k", "ndb_js")
+# the honest-evaluation checks (METHODS §21), carried when a run's evaluation has them: held-out
+# FD / KID and the real floor, a second backbone (suffix _lite2 etc.), augmentation leaks
+HOLDOUT_METRICS = ("fd_holdout", "kid_holdout", "fd_floor", "kid_floor", "n_holdout")
+EXTRA_BACKBONE_METRICS = ("fd", "kid", "precision", "recall", "fd_holdout", "kid_holdout", "fd_floor", "kid_floor")
+LEAK_METRICS = tuple(f"leak_{k}{t}" for k in ("cutout", "border", "flip", "rot") for t in ("", "_real"))
+
+
+def check_metrics(rec: dict) -> list[str]:
+    """The §21 keys present in an evaluation record, in a fixed order (extra backbones by their suffix)."""
+    from ..metrics.evaluate import backbone_suffix
+
+    keys = list(HOLDOUT_METRICS)
+    extra = rec.get("extra_backbones") or ()
+    for b in extra.split(",") if isinstance(extra, str) else extra:  # a list in metrics, a string in a row
+        keys += [f"{m}_{backbone_suffix(b)}" for m in EXTRA_BACKBONE_METRICS]
+    keys += LEAK_METRICS
+    return [k for k in keys if k in rec]
 
 
 def run_job(job_and_dir: tuple[Job, Path]) -> dict:
@@ -49,7 +66,10 @@ def run_job(job_and_dir: tuple[Job, Path]) -> dict:
     row = {"run": job.run, "variant": job.variant, "data": job.data, "seed": job.seed, "step": tr.step,
            **{k: last.get(k) for k in METRICS}, "backbone": last.get("backbone"),
            "n_gen": last.get("n_gen"), "n_real": last.get("n_real"), "sharpness_ratio": last.get("sharpness_ratio"),
-           "img_per_s": _median_img_s(run_dir), "train_s": train_seconds(run_dir)}
+           "img_per_s": _median_img_s(run_dir), "train_s": train_seconds(run_dir),
+           **{k: last.get(k) for k in check_metrics(last)}}
+    if last.get("extra_backbones"):
+        row["extra_backbones"] = ",".join(last["extra_backbones"])
     # a compact copy of the per-step stats that can live in version control (the report reads it)
     with open(run_dir / "stats.jsonl", "rb") as src, gzip.open(run_dir / "stats.jsonl.gz", "wb") as dst:
         shutil.copyfileobj(src, dst)
@@ -152,10 +172,11 @@ def write_tables(out: Path, spec: Spec | None = None) -> None:
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in rows:
         groups.setdefault((r["data"], r["variant"]), []).append(r)
+    checks = list(dict.fromkeys(k for r in rows for k in check_metrics(r) if k != "n_holdout"))  # §21 columns
     summary = []
     for (data, variant), rs in groups.items():
         s = {"data": data, "variant": variant, "seeds": len(rs), "step": rs[0]["step"], "backbone": rs[0]["backbone"]}
-        for m in METRICS + ("img_per_s", "train_s"):
+        for m in METRICS + ("img_per_s", "train_s") + tuple(checks):
             vals = [r[m] for r in rs if r.get(m) is not None and not math.isnan(r[m])]
             s[f"{m}_mean"] = statistics.fmean(vals) if vals else None
             s[f"{m}_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
@@ -185,7 +206,29 @@ def write_tables(out: Path, spec: Spec | None = None) -> None:
             cells.append(f"{s['train_s_mean'] / 60:.1f} ± {s['train_s_std'] / 60:.1f}" if s["train_s_mean"] else "")
             lines.append(f"| {s['variant']} | {s['seeds']} | " + " | ".join(cells) + " |")
         lines.append("")
+        lines += _checks_table([x for x in summary if x["data"] == data], checks)
     (out / "summary.md").write_text("\n".join(lines))
+
+
+def _checks_table(summary: list[dict], checks: list[str]) -> list[str]:
+    """Markdown table of the held-out / second-backbone / leak columns (mean ± std over seeds);
+    a leak cell reads "generated (real)"."""
+    gen_cols = [c for c in checks if not c.endswith("_real")]
+    if not gen_cols:
+        return []
+    lines = ["Honest checks (METHODS §21): FD / KID vs the held-out reals and the real floor (held-out vs "
+             "train), a second backbone (suffix), and augmentation leaks as generated (real) fractions.", "",
+             "| variant | " + " | ".join(gen_cols) + " |", "|---" * (len(gen_cols) + 1) + "|"]
+    for s in summary:
+        cells = []
+        for c in gen_cols:
+            digits = 4 if c.startswith("kid") else 3 if c.startswith(("leak", "precision", "recall")) else 2
+            cell = _pm(s, c, digits)
+            if c.startswith("leak_") and s.get(f"{c}_real_mean") is not None:
+                cell += f" ({s[f'{c}_real_mean']:.3f})"
+            cells.append(cell)
+        lines.append(f"| {s['variant']} | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def _pm(s: dict, m: str, digits: int) -> str:
