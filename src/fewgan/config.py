@@ -36,7 +36,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    arch: str = "dcgan"  # network family: dcgan | mlp | began (auto-encoder D; needs train.variant=began)
+    arch: str = "dcgan"  # network family: dcgan | mlp | fastgan (FastGAN-lite G with SLE) | began (auto-encoder D; needs train.variant=began)
     nz: int = 100  # latent dimension fed to G
     g_width: int = 64  # base channel count of G (DCGAN "ngf") or hidden scale of the MLP
     d_width: int = 64  # base channel count of D (DCGAN "ndf")
@@ -50,6 +50,9 @@ class ModelConfig:
     transition_end: int = 1000  # ... and at which it is complete (lambda_t = 1); Shahbazi et al. 2022
     g_norm: str = "batch"  # norm in the DCGAN generator: batch | mixture (MixtureNorm2d after the 4x4 and 8x8 layers, METHODS §14)
     mixnorm_k: int = 3  # mixture components of MixtureNorm2d (1 = BatchNorm)
+    fastgan_sle: bool = True  # model.arch=fastgan: skip-layer excitation gates from low- to high-res maps (false = ablation)
+    proj_input: int = 64  # train.variant=projected: side of the backbone's input (multiple of 32); provisional, chosen by benchmark
+    proj_ch: int = 64  # train.variant=projected: CCM's base channels cout (cout, 2cout, 4cout, 8cout per tap), the authors' 64
 
 
 @dataclass(frozen=True)

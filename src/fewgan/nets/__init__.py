@@ -11,6 +11,7 @@ from ..registry import Registry
 from .began import BEGANAutoencoder, BEGANDecoder
 from .conditional import CONDITIONAL_NETWORKS
 from .dcgan import DCGANDiscriminator, DCGANGenerator
+from .fastgan import FastGANGenerator
 from .mixnorm import generator_norm
 from .mlp import MLPDiscriminator, MLPGenerator
 
@@ -22,6 +23,15 @@ def _dcgan(cfg, g_in: int, d_channels: int) -> tuple[nn.Module, nn.Module]:
     m, d = cfg.model, cfg.data
     g = DCGANGenerator(m.nz, d.channels, d.resolution, m.g_width, in_features=g_in,
                        norm=generator_norm(m.g_norm, m.mixnorm_k))
+    disc = DCGANDiscriminator(d_channels, d.resolution, m.d_width, spectral_norm=m.spectral_norm)
+    return g, disc
+
+
+@NETWORKS.register("fastgan")
+def _fastgan(cfg, g_in: int, d_channels: int) -> tuple[nn.Module, nn.Module]:
+    # FastGAN-lite G with skip-layer excitation (fastgan.py); D is DCGAN's (train.variant=projected replaces it)
+    m, d = cfg.model, cfg.data
+    g = FastGANGenerator(m.nz, d.channels, d.resolution, m.g_width, in_features=g_in, sle=m.fastgan_sle)
     disc = DCGANDiscriminator(d_channels, d.resolution, m.d_width, spectral_norm=m.spectral_norm)
     return g, disc
 

@@ -5,6 +5,7 @@ from . import standard  # noqa: F401  (registers "standard")
 from . import began  # noqa: F401  (registers "began")
 from . import hgan  # noqa: F401  (registers "hgan")
 from . import transitional  # noqa: F401  (registers "transitional")
+from . import projected  # noqa: F401  (registers "projected")
 
 
 def build_variant(cfg, num_classes: int = 0) -> Variant:
