@@ -197,8 +197,9 @@ class ProjectedDiscriminator(nn.Module):
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
         if x.shape[-2:] != (self.input_size, self.input_size):
-            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False,
-                              antialias=True)
+            # in fp32: the antialiased kernel has no bf16 version (autocast casts back at the first conv)
+            x = F.interpolate(x.float(), size=(self.input_size, self.input_size), mode="bilinear",
+                              align_corners=False, antialias=True)
         return x * _SCALE + _SHIFT
 
     def features(self, x: Tensor) -> list[Tensor]:
