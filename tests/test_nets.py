@@ -81,5 +81,5 @@ def test_spectral_norm_top_singular_value(arch):
 
 def test_unknown_arch_lists_known():
     cfg = config_mod.from_dict({"model": {"arch": "resnet"}})
-    with pytest.raises(KeyError, match="dcgan, mlp"):
+    with pytest.raises(KeyError, match="dcgan, fastgan, mlp"):
         build_networks(cfg)
