@@ -28,13 +28,32 @@ app.add_typer(teacher_app, name="teacher")
 console = Console(stderr=True, soft_wrap=True)  # soft wrap: paths in errors stay whole
 
 _EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
-# what may change when a run is resumed without breaking exact continuation
-_RESUME_MUTABLE = ("train.steps", "train.max_updates", "log.")
+# what may change when a run is resumed without breaking exact continuation (what to do on a
+# NaN only matters once one happens, so a run stopped by one can be resumed with a rollback)
+_RESUME_MUTABLE = ("train.steps", "train.max_updates", "train.on_nonfinite", "train.rollback_lr",
+                   "train.max_rollbacks", "log.")
+# exit codes (README "What survives a fault"): 2 bad input, 3 stopped on a NaN / inf,
+# 74 a file could not be written (EX_IOERR), 128 + signal number when interrupted (130 Ctrl-C, 143 SIGTERM)
+EXIT_NONFINITE = 3
+EXIT_IO = 74
 
 
 def _fail(msg: str, code: int = 2) -> None:
     console.print(f"[bold red]error:[/] {msg}")
     raise typer.Exit(code)
+
+
+def _write_failed(e: OSError, run: Optional[Path] = None) -> None:
+    """One line for a file that could not be written, the run's last good checkpoint, exit EXIT_IO."""
+    from .training.checkpoint import as_write_error, latest_checkpoint
+
+    w = as_write_error(e, e.filename or "?")
+    msg = str(w)
+    if run is not None:
+        last = latest_checkpoint(run)
+        msg += (f"; last good checkpoint: {last}; rerun with --resume --out {run} once the cause is gone"
+                if last else "; no checkpoint was written; rerun once the cause is gone")
+    _fail(msg, EXIT_IO)
 
 
 def _build_config(preset: str, config_file: Optional[Path], overrides: list[str], **direct) -> config_mod.Config:
@@ -57,10 +76,13 @@ def train(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (default runs/<preset>-<time>)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its latest checkpoint."),
 ) -> None:
-    """Train a GAN. Extra `--section.key=value` arguments override the config."""
+    """Train a GAN. Extra `--section.key=value` arguments override the config.
+
+    Exit codes: 0 done, 2 bad input, 3 stopped on a NaN / inf (train.on_nonfinite), 74 a file could
+    not be written, 130 / 143 interrupted by Ctrl-C / SIGTERM (resumable with --resume)."""
     from .data import DataError
     from .training.checkpoint import CheckpointError
-    from .training.loop import RunExistsError, Trainer
+    from .training.loop import NonFiniteError, RunExistsError, Trainer
 
     overrides = list(ctx.args)
     try:
@@ -75,7 +97,8 @@ def train(
             for o in changes:
                 key = o[2:].split("=", 1)[0]
                 if not key.startswith(_RESUME_MUTABLE):
-                    _fail(f"cannot change {key} when resuming (only train.steps, train.max_updates and log.* may change); "
+                    _fail(f"cannot change {key} when resuming (only train.steps, train.max_updates, "
+                          "train.on_nonfinite, train.rollback_lr, train.max_rollbacks and log.* may change); "
                           "start a new run instead")
             base = config_mod.from_dict(config_mod.load_yaml(cfg_path), where=str(cfg_path))
             cfg = config_mod.apply_overrides(base, changes)
@@ -88,11 +111,18 @@ def train(
                       f"@ {cfg.data.resolution}px  steps: {cfg.train.steps}")
         trainer = Trainer(cfg, out, resume=resume)
         result = trainer.run()
-    except (config_mod.ConfigError, DataError, CheckpointError, RunExistsError, KeyError, ValueError) as e:
+    except NonFiniteError as e:
+        _fail(str(e), EXIT_NONFINITE)
+    except RunExistsError as e:
+        _fail(str(e))
+    except OSError as e:  # disk full, permission denied, read-only: the file and the cause, no traceback
+        _write_failed(e, out)
+    except (config_mod.ConfigError, DataError, CheckpointError, KeyError, ValueError) as e:
         _fail(str(e).strip("'\""))
-    console.print(f"done: step {result.step}; samples in {out / 'samples'}; stats in {out / 'stats.jsonl'}")
+    console.print(f"done: step {result.step}; samples in {out / 'samples'}; stats in {out / 'stats.jsonl'}"
+                  + (f"; {result.rollbacks} rollback(s) after non-finite values" if result.rollbacks else ""))
     if result.interrupted:
-        raise typer.Exit(130)
+        raise typer.Exit(128 + (result.signal or 2))
 
 
 @app.command()
@@ -253,15 +283,20 @@ def experiment(
 ) -> None:
     """Run a grid of runs with equal budgets; finished runs are skipped, interrupted ones resumed."""
     from .data import DataError
+    from .training.loop import NonFiniteError
     from .experiments.runner import run_experiment
 
     try:
         folder = run_experiment(spec, out, executor, log=console.print, only=only or None)
     except (config_mod.ConfigError, DataError, KeyError, ValueError) as e:
         _fail(str(e).strip("'\""))
-    except KeyboardInterrupt:
+    except NonFiniteError as e:  # the message names the run
+        _fail(f"{e}; the tables hold the finished runs", EXIT_NONFINITE)
+    except OSError as e:
+        _write_failed(e)
+    except KeyboardInterrupt as e:
         console.print("interrupted: rerun the same command to continue where it stopped")
-        raise typer.Exit(130)
+        raise typer.Exit(128 + (getattr(e, "signum", None) or 2))
     console.print(f"tables: {folder / 'summary.md'}, {folder / 'results.csv'}")
     if report:
         from .report import build_report
@@ -307,6 +342,8 @@ def report_cmd(
         page = build_report(path, out)
     except ValueError as e:
         _fail(str(e))
+    except OSError as e:
+        _write_failed(e)
     console.print(f"report: {page} (Markdown: {page.with_name('report.md')})")
 
 

@@ -128,6 +128,9 @@ class TrainConfig:
     seed: int = 0
     fast: bool = False  # CPU fast path: channels_last + bf16 autocast (see benchmarks/throughput.py)
     threads: int = 0  # torch intra-op threads; 0 = leave torch's default
+    on_nonfinite: str = "stop"  # a NaN / inf loss, gradient norm or weight: stop | rollback (to the last good checkpoint) | continue
+    rollback_lr: float = 0.5  # on_nonfinite=rollback: multiply every learning rate by this at each rollback
+    max_rollbacks: int = 3  # on_nonfinite=rollback: stop after this many rollbacks in one run
 
 
 @dataclass(frozen=True)

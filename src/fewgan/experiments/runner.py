@@ -48,8 +48,11 @@ def check_metrics(rec: dict) -> list[str]:
 
 
 def run_job(job_and_dir: tuple[Job, Path]) -> dict:
-    """Train (or resume) one run and evaluate its final generator; returns its results row."""
-    from ..training.loop import Trainer
+    """Train (or resume) one run and evaluate its final generator; returns its results row.
+
+    A run stopped by a NaN / inf (train.on_nonfinite) raises NonFiniteError naming the run; it
+    writes no done.json, so a rerun resumes it from its last good checkpoint."""
+    from ..training.loop import NonFiniteError, Trainer
 
     job, run_dir = job_and_dir
     done = run_dir / "done.json"
@@ -57,9 +60,14 @@ def run_job(job_and_dir: tuple[Job, Path]) -> dict:
         return json.loads(done.read_text())
     resume = run_dir.exists() and (run_dir / "config.yaml").is_file()
     tr = Trainer(job.cfg, run_dir, resume=resume)
-    res = tr.run()
+    try:
+        res = tr.run()
+    except NonFiniteError as e:
+        raise e.in_run(job.run) from None
     if res.interrupted:
-        raise KeyboardInterrupt
+        stop = KeyboardInterrupt()
+        stop.signum = res.signal  # SIGTERM exits 143, Ctrl-C 130
+        raise stop
     last = _last_metrics(run_dir)
     if last is None or last.get("step") != tr.step:
         last = tr.evaluate()

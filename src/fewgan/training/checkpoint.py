@@ -9,6 +9,8 @@ renamed over the target, so a kill mid-write never leaves a broken checkpoint.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import re
@@ -25,6 +27,56 @@ _NAME = re.compile(r"^ckpt_(\d{8})\.safetensors$")
 
 class CheckpointError(ValueError):
     """A checkpoint file is missing, not a fewgan checkpoint, or does not fit the model."""
+
+
+class WriteError(OSError):
+    """A file of the run could not be written. str() is one line: the path and the cause in plain
+    words (disk full, permission denied, read-only file system), not a 60-line traceback."""
+
+    def __init__(self, path: str | Path, err: int | None, detail: str):
+        super().__init__(err or errno.EIO, detail, str(path))
+        self.path, self.cause = Path(path), io_cause(err, detail)
+
+    def __str__(self) -> str:
+        return f"cannot write {self.path}: {self.cause}"
+
+
+_CAUSES = {errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota exceeded", errno.EACCES: "permission denied",
+           errno.EPERM: "permission denied", errno.EROFS: "read-only file system"}
+_OS_CODE = re.compile(r"(?:os error|code:) ?(\d+)")
+
+
+def io_cause(err: int | None, detail: str = "") -> str:
+    """The cause of an I/O error in plain words, with the system's own text after it."""
+    text = os.strerror(err) if err else detail
+    plain = _CAUSES.get(err)
+    return f"{plain} ({text})" if plain and text else plain or text or "I/O error"
+
+
+def as_write_error(e: BaseException, path: str | Path) -> WriteError | None:
+    """`e` as a WriteError for `path`, if it is an I/O error (OSError, or safetensors' own error
+    that wraps one and only names a temporary file); None for anything else."""
+    if isinstance(e, WriteError):
+        return e
+    if isinstance(e, OSError):
+        return WriteError(path, e.errno, e.strerror or str(e))
+    if isinstance(e, SafetensorError):
+        m = _OS_CODE.search(str(e))
+        if m:
+            return WriteError(path, int(m.group(1)), str(e))
+    return None
+
+
+@contextlib.contextmanager
+def writing(path: str | Path):
+    """Turn an I/O error raised while writing `path` into a WriteError naming it."""
+    try:
+        yield
+    except (OSError, SafetensorError) as e:
+        w = as_write_error(e, path)
+        if w is None or w is e:
+            raise
+        raise w from e
 
 
 def ckpt_name(step: int) -> str:
@@ -53,11 +105,18 @@ def _new_file_mode() -> int:
 def atomic_write(path: Path, write) -> None:
     """Call write(tmp_path), then fsync and rename tmp_path to path.
 
-    The result has the permissions of the file it replaces, or a new file's under the umask (some
-    writers, safetensors among them, create owner-only files, which would hide shared runs).
+    An I/O error (disk full, permission, read-only) leaves the old file as it was and is raised as
+    a WriteError naming `path`. The result has the permissions of the file it replaces, or a new
+    file's under the umask (some writers, safetensors among them, create owner-only files, which
+    would hide shared runs).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with writing(path):
+        _atomic_write(path, tmp, write)
+
+
+def _atomic_write(path: Path, tmp: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     try:
         write(tmp)
         os.chmod(tmp, stat.S_IMODE(path.stat().st_mode) if path.exists() else _new_file_mode())
@@ -70,7 +129,7 @@ def atomic_write(path: Path, write) -> None:
         finally:
             os.close(dfd)
     finally:
-        if tmp.exists():
+        with contextlib.suppress(OSError):  # a failed write's partial file; the original error matters
             tmp.unlink()
 
 

@@ -5,6 +5,13 @@ One iteration = `d_steps` D updates (each on a fresh real batch) then `g_steps` 
 iteration k comes from generators seeded by (seed, k), and the data order of epoch e from
 (seed, e); only the global torch RNG (dropout) is carried in the checkpoint. Resuming
 from the checkpoint of step k therefore continues exactly as the uninterrupted run would.
+
+Faults (README "What survives a fault"): every iteration checks the losses, gradient norms and
+regularizer terms it already has for NaN / inf, and every checkpoint the weights, so a non-finite
+checkpoint is never written (train.on_nonfinite: stop | rollback | continue). A rollback reloads
+the last good checkpoint, scales the learning rates and draws fresh noise (the rollback count is
+folded into the per-step seeds, and kept in the checkpoint, so a resume stays exact). I/O errors
+become one WriteError line naming the file; SIGTERM is handled like the first Ctrl-C.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -35,6 +43,76 @@ class RunExistsError(FileExistsError):
     pass
 
 
+NONFINITE_MODES = ("stop", "rollback", "continue")
+_CHECKED = ("loss_", "grad_norm_", "reg_")  # the per-iteration numbers that must stay finite
+
+
+@dataclass(frozen=True)
+class Fault:
+    """What went non-finite: at `step`, `what` (a stats key, or "weights <module.tensor>") was `value`."""
+
+    step: int
+    what: str
+    value: str
+
+
+class NonFiniteError(RuntimeError):
+    """Training produced a NaN / inf and train.on_nonfinite says stop (or the rollbacks are used up).
+    str() is one line: the step, the quantity, and the last good checkpoint `--resume` continues from."""
+
+    def __init__(self, fault: Fault, last_good: Path | None, rollbacks: int = 0, max_rollbacks: int = 0,
+                 run: str | None = None, mode: str = "stop"):
+        self.fault, self.last_good, self.rollbacks, self.max_rollbacks = fault, last_good, rollbacks, max_rollbacks
+        self.mode = mode
+        why = f"after {rollbacks} rollback{'s' * (rollbacks != 1)} (train.max_rollbacks={max_rollbacks})" \
+            if rollbacks else f"(train.on_nonfinite={mode})"
+        where = (f"last good checkpoint: {last_good}; --resume continues from it" if last_good
+                 else "no checkpoint was written before it, so nothing to resume")
+        super().__init__(f"{f'run {run}: ' if run else ''}step {fault.step}: {fault.what} is {fault.value}; "
+                         f"stopped {why}; {where}")
+
+    def in_run(self, run: str) -> "NonFiniteError":
+        """The same error with the run's name in front (an experiment's message)."""
+        return NonFiniteError(self.fault, self.last_good, self.rollbacks, self.max_rollbacks, run, self.mode)
+
+
+def nonfinite_stat(rec: dict, step: int) -> Fault | None:
+    """The first loss, gradient norm or regularizer term of an iteration's stats that is NaN or inf.
+
+    Only the numbers the iteration already has on the host are looked at: no extra pass over the
+    networks, no extra device sync. Losses first, then gradient norms, then regularizers, each by
+    name, so the message does not depend on dict order.
+    """
+    for prefix in _CHECKED:
+        for k in sorted(k for k in rec if k.startswith(prefix)):
+            v = rec[k]
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isfinite(v):
+                return Fault(step, k, str(v))
+    return None
+
+
+@torch.no_grad()
+def nonfinite_tensor(modules: dict) -> str | None:
+    """`module.tensor` of the first floating-point parameter or buffer holding a NaN / inf, or None.
+
+    One reduction per tensor and a single host sync for the common all-finite case."""
+    named = [(f"{m}.{k}", v) for m, mod in modules.items() for k, v in mod.state_dict().items()
+             if v.is_floating_point()]
+    if not named:
+        return None
+    ok = torch.stack([torch.isfinite(v).all() for _, v in named])
+    if bool(ok.all()):
+        return None
+    return named[int((~ok).nonzero()[0])][0]
+
+
+def attempt_seed(seed: int, rollbacks: int) -> int:
+    """The seed of the per-step streams after `rollbacks` rollbacks: the run's seed before any (a run
+    without a fault is unchanged), another one after each, so a rolled-back run draws fresh noise and
+    augmentations instead of replaying the ones that diverged."""
+    return seed if rollbacks == 0 else (seed * _MIX + rollbacks * 0xD6E8FEB86659FD93) % (2**63)
+
+
 def seeded(seed: int, stream: int, k: int) -> torch.Generator:
     """A generator for stream `stream`, index k (step or epoch), independent of history."""
     s = (seed * _MIX + stream * 0xBF58476D1CE4E5B9 + k * 0x94D049BB133111EB) % (2**63)
@@ -55,6 +133,8 @@ class RunResult:
     step: int
     interrupted: bool = False
     last_stats: dict = field(default_factory=dict)
+    signal: int | None = None  # the signal that interrupted the run (SIGINT, SIGTERM)
+    rollbacks: int = 0  # train.on_nonfinite=rollback: how many times the run went back to a checkpoint
 
 
 def _mean(dicts: list[dict]) -> dict:
@@ -62,14 +142,68 @@ def _mean(dicts: list[dict]) -> dict:
     return {k: sum(d[k] for d in dicts if k in d) / sum(1 for d in dicts if k in d) for k in keys}
 
 
+def _step_of(line: str) -> int | None:
+    """The step of a stats line; None for a line cut short (a kill or a full disk mid-write)."""
+    try:
+        return json.loads(line).get("step", 0)
+    except ValueError:
+        return None
+
+
 def _trim_stats(path: Path, step: int) -> None:
-    """On resume, drop stats lines written after the checkpoint (they will be recomputed)."""
+    """On resume (and rollback), drop stats lines written after the checkpoint (they will be
+    recomputed) and any line cut short by a kill or a full disk."""
     if not path.exists():
         return
-    keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= step]
-    if path.read_text().count("\n") == len(keep):
+    text = path.read_text()
+    keep = [ln for ln in text.splitlines() if ln.strip() and (s := _step_of(ln)) is not None and s <= step]
+    new = "".join(ln + "\n" for ln in keep)
+    if text == new:
         return
-    checkpoint.atomic_write(path, lambda tmp: tmp.write_text("".join(ln + "\n" for ln in keep)))
+    checkpoint.atomic_write(path, lambda tmp: tmp.write_text(new))
+
+
+class _StatsLog:
+    """stats.jsonl, appended one line per iteration; any I/O error is a WriteError naming the file."""
+
+    def __init__(self, path: Path):
+        self.path, self.f = path, None
+
+    def __enter__(self):
+        self._open()
+        return self
+
+    def _open(self) -> None:
+        with checkpoint.writing(self.path):
+            self.f = open(self.path, "a")
+
+    def write(self, rec: dict) -> None:
+        with checkpoint.writing(self.path):
+            self.f.write(json.dumps(rec) + "\n")
+
+    def flush(self) -> None:
+        with checkpoint.writing(self.path):
+            self.f.flush()
+
+    def trim(self, step: int) -> None:
+        """Drop the lines after `step` (a rollback): close, rewrite, reopen for appending."""
+        self.close()
+        _trim_stats(self.path, step)
+        self._open()
+
+    def close(self) -> None:
+        f, self.f = self.f, None
+        if f is not None:
+            with checkpoint.writing(self.path):
+                f.close()
+
+    def __exit__(self, exc_type, *exc):
+        try:
+            self.close()
+        except OSError:
+            if exc_type is None:  # the first error is the one to report
+                raise
+        return False
 
 
 class _Progress:
@@ -104,25 +238,32 @@ class _Progress:
 
 
 class _StopFlag:
-    """First Ctrl-C: finish the current iteration, then checkpoint and stop. Second: abort."""
+    """First Ctrl-C or SIGTERM: finish the current iteration, then checkpoint and stop. Second: abort.
+
+    SIGTERM is how cluster schedulers and job engines (Slurm, Kubernetes, Ray's cancel) stop work;
+    handled like Ctrl-C, such a run loses nothing since its last iteration."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
         self.set = False
-        self._old = None
+        self.signum: int | None = None
+        self._old: dict = {}
 
     def _handler(self, signum, frame):
         if self.set:
             raise KeyboardInterrupt
-        self.set = True
+        self.set, self.signum = True, signum
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGINT, self._handler)
+            self._old = {s: signal.signal(s, self._handler) for s in self.SIGNALS}
         return self
 
     def __exit__(self, *exc):
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+        for s, old in self._old.items():
+            signal.signal(s, old)
+        self._old = {}
         return False
 
 
@@ -140,10 +281,16 @@ class Trainer:
         t = cfg.train
         if t.max_updates < 0:
             raise ValueError(f"train.max_updates must be >= 0 (0 = no limit), got {t.max_updates}")
+        if t.on_nonfinite not in NONFINITE_MODES:
+            raise ValueError(f"train.on_nonfinite must be one of {', '.join(NONFINITE_MODES)}, got {t.on_nonfinite!r}")
+        if not 0 < t.rollback_lr <= 1 or t.max_rollbacks < 0:
+            raise ValueError(f"train.rollback_lr must be in (0, 1] and train.max_rollbacks >= 0, "
+                             f"got {t.rollback_lr} and {t.max_rollbacks}")
         if not resume and self.run_dir.exists() and any(self.run_dir.iterdir()):
             raise RunExistsError(
                 f"{self.run_dir} already holds a run; use --resume to continue it or choose another --out")
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with checkpoint.writing(self.run_dir):
+            self.run_dir.mkdir(parents=True, exist_ok=True)
         if t.threads:
             torch.set_num_threads(t.threads)
         full = data or load_images(cfg.data.source, cfg.data.resolution, cfg.data.channels,
@@ -159,18 +306,34 @@ class Trainer:
         self.step = 0
         self.d_batches = 0  # real batches consumed by D so far: position in the epoch order
         self.updates = 0  # D + G network updates so far (the budget train.max_updates counts)
+        self.nonfinite_events: list[dict] = []  # the rollbacks so far (checkpointed: they shift the seeds)
+        self.last_good: Path | None = None  # the newest checkpoint written or loaded (all are finite)
+        self.warnings: list[str] = []  # said on stderr while setting up (e.g. an unreadable checkpoint)
+        self._notes: list[str] = []  # warnings for the next stats record (a rollback)
         if resume:
-            ck = checkpoint.latest_checkpoint(self.run_dir)
-            if ck is not None:
-                self._load(ck)
+            self._resume_latest()
         checkpoint.atomic_write(self.run_dir / "config.yaml", lambda p: config_mod.save_yaml(cfg, p))
         self.fixed_noise_seed = fixed_noise_seed(t.seed)  # grids use the same latents for the whole run
         # a conditional G's grids show one class per row (labels fixed for the whole run, like the latents)
         self.fixed_y, self.grid_cols = (class_grid(self.data.num_classes, cfg.log.n_fixed)
                                         if self.data.num_classes and self.variant.G.conditional else (None, None))
 
+    @property
+    def rollbacks(self) -> int:
+        return len(self.nonfinite_events)
+
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self) -> Path:
+        """Write the checkpoint of the current step; rotate old ones (log.keep_ckpts).
+
+        Raises NonFiniteError, writing nothing, if any weight or buffer is NaN / inf: every
+        checkpoint on disk is finite, so rotation (which runs only after a good write and keeps the
+        newest) can never delete the last finite one."""
+        bad = nonfinite_tensor(self.variant.modules())
+        if bad is not None:
+            t = self.cfg.train
+            raise NonFiniteError(Fault(self.step, f"weights {bad}", "non-finite"), self.last_good,
+                                 self.rollbacks, t.max_rollbacks, mode=t.on_nonfinite)
         meta = {
             "step": self.step,
             "d_batches": self.d_batches,
@@ -183,19 +346,54 @@ class Trainer:
             "reg_state": self.variant.reg_state(),  # ADA / APA p and counters, LeCam EMAs, R1 clock
             "schedule_state": self.schedule.state_dict(),
             "monitor_state": [m.state_dict() for m in self.monitors],
+            "nonfinite_state": {"events": self.nonfinite_events},  # rollbacks: they shift the seeds
             "torch_version": torch.__version__,
         }
         path = self.run_dir / "checkpoints" / checkpoint.ckpt_name(self.step)
         checkpoint.save(path, self.variant.modules(), self.variant.optimizers(), meta,
                         extra_tensors={"torch_rng": torch.get_rng_state()})
+        self.last_good = path
         keep = self.cfg.log.keep_ckpts
         if keep > 0:
             for old in checkpoint.list_checkpoints(self.run_dir)[:-keep]:
-                old.unlink()
+                with checkpoint.writing(old):
+                    old.unlink()
         return path
+
+    def _resume_latest(self) -> None:
+        """Load the newest readable checkpoint. A newer one that cannot be read (truncated or
+        corrupted after it was written) is moved aside as *.unreadable, with a warning naming both;
+        if none can be read, a CheckpointError says so rather than silently starting over."""
+        unreadable = []
+        for ck in reversed(checkpoint.list_checkpoints(self.run_dir)):
+            try:
+                tensors, meta = checkpoint.read(ck)
+            except checkpoint.CheckpointError as e:
+                unreadable.append((ck, str(e).removeprefix(f"{ck}: ")))
+                continue
+            for bad, why in unreadable:
+                aside = bad.with_name(bad.name + ".unreadable")
+                try:
+                    bad.replace(aside)  # out of the listing, so rotation does not count it as a checkpoint
+                except OSError:
+                    aside = bad
+                self._warn(f"{bad} cannot be read ({why}); resuming from {ck} instead (the unreadable file "
+                           f"is kept as {aside.name})")
+            self._apply(tensors, meta, ck)
+            return
+        if unreadable:
+            raise checkpoint.CheckpointError(f"{self.run_dir}: no checkpoint can be read: "
+                                             + "; ".join(f"{ck.name}: {why}" for ck, why in unreadable))
+
+    def _warn(self, msg: str) -> None:
+        self.warnings.append(msg)
+        print(f"warning: {msg}", file=sys.stderr, flush=True)
 
     def _load(self, path: Path) -> None:
         tensors, meta = checkpoint.read(path)
+        self._apply(tensors, meta, path)
+
+    def _apply(self, tensors: dict, meta: dict, path: Path) -> None:
         checkpoint.load_modules(tensors, self.variant.modules(), path)
         checkpoint.load_optimizers(tensors, meta, self.variant.optimizers())
         self.variant.load_extra_state(meta.get("variant_state", {}))
@@ -207,6 +405,8 @@ class Trainer:
         self.step = int(meta["step"])
         self.d_batches = int(meta["d_batches"])
         self.updates = int(meta.get("updates", 0))
+        self.nonfinite_events = list((meta.get("nonfinite_state") or {}).get("events", []))
+        self.last_good = path
 
     # ------------------------------------------------------------------ one iteration
     def _real_batch(self, k: int, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -222,8 +422,9 @@ class Trainer:
 
     def iteration(self) -> dict:
         t, v, lat = self.cfg.train, self.variant, self.variant.G.latent
-        rng = seeded(t.seed, 2, self.step)
-        aug_rng = seeded(t.seed, 3, self.step)  # D's augmentations: a stream of their own, so turning them on
+        seed = attempt_seed(t.seed, self.rollbacks)  # t.seed itself unless the run has rolled back
+        rng = seeded(seed, 2, self.step)
+        aug_rng = seeded(seed, 3, self.step)  # D's augmentations: a stream of their own, so turning them on
         # changes neither data order nor noise nor label noise
         t0 = time.perf_counter()
         n_d, n_g = self.schedule.counts(self.step)
@@ -260,59 +461,133 @@ class Trainer:
         imgs = generate(self.variant.sampler(), n, self.fixed_noise_seed, y=self.fixed_y)
         # small images are enlarged 2x (nearest) so a grid is readable without growing the repo much
         scale = 2 if self.cfg.data.resolution <= 32 else 1
-        return save_grid(imgs, self.run_dir / "samples" / f"{name}.png", nrow=self.grid_cols, scale=scale)
+        path = self.run_dir / "samples" / f"{name}.png"
+        with checkpoint.writing(path):
+            return save_grid(imgs, path, nrow=self.grid_cols, scale=scale)
+
+    # ------------------------------------------------------------------ faults
+    def _on_fault(self, fault: Fault, stats: _StatsLog, prog: "_Progress", stopping: bool = False) -> bool:
+        """Act on a non-finite iteration or checkpoint as train.on_nonfinite says: raise
+        NonFiniteError (stop, or rollbacks used up), roll back (True), or warn and go on (False)."""
+        t = self.cfg.train
+        if t.on_nonfinite == "continue":
+            prog.log(f"[yellow]warning[/] step {fault.step}: {fault.what} is {fault.value}; checkpoint not written "
+                     f"(train.on_nonfinite=continue); last good checkpoint: {self.last_good or 'none'}")
+            return False
+        stats.flush()
+        if t.on_nonfinite == "rollback" and self.rollbacks < t.max_rollbacks and self.last_good and not stopping:
+            self._rollback(fault, stats)
+            return True
+        raise NonFiniteError(fault, self.last_good, self.rollbacks, t.max_rollbacks, mode=t.on_nonfinite)
+
+    def _rollback(self, fault: Fault, stats: _StatsLog) -> None:
+        """Back to the last good checkpoint, every learning rate times train.rollback_lr, fresh data.
+
+        The data order moves on from where the failed attempt got to (d_batches is not rewound) and
+        the per-step seeds change with the rollback count (attempt_seed), as does dropout's RNG: the
+        same batches and noise would likely diverge again. The count goes into the next checkpoint,
+        so a resume continues exactly."""
+        t = self.cfg.train
+        events, d_batches = self.nonfinite_events, self.d_batches
+        self._load(self.last_good)  # the events it holds are those from before it was written
+        since = len(events) + 1 - self.rollbacks  # rollbacks since it was written, this one included
+        for opt in self.variant.optimizers().values():
+            for group in opt.param_groups:
+                group["lr"] *= t.rollback_lr ** since
+        self.d_batches = d_batches
+        self.nonfinite_events = events + [{"step": fault.step, "what": fault.what, "value": fault.value,
+                                           "to_step": self.step, **self.variant.lrs()}]
+        fresh = seeded(attempt_seed(t.seed, self.rollbacks), 4, self.step)  # dropout: a fresh stream too
+        torch.manual_seed(int(torch.randint(2**62, (1,), generator=fresh)))
+        stats.trim(self.step)  # the steps after it are trained again
+        _trim_stats(self.run_dir / "metrics.jsonl", self.step)
+        lrs = ", ".join(f"{k} {v:.3g}" for k, v in self.variant.lrs().items())
+        self._notes.append(f"{fault.what} was {fault.value} at step {fault.step}: rolled back to step {self.step} "
+                           f"({self.last_good.name}) with {lrs}, fresh batches and noise "
+                           f"(rollback {self.rollbacks} of {t.max_rollbacks})")
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> RunResult:
-        from rich.markup import escape
-
-        t, lg = self.cfg.train, self.cfg.log
-        stats_path = self.run_dir / "stats.jsonl"
-        _trim_stats(stats_path, self.step)
+        t = self.cfg.train
+        _trim_stats(self.run_dir / "stats.jsonl", self.step)
         _trim_stats(self.run_dir / "metrics.jsonl", self.step)
-        tb = self._tensorboard() if lg.tensorboard else None
-        prog = _Progress(lg.progress, t.steps, self.step)
-        rec: dict = {}
+        if t.on_nonfinite == "rollback" and self.last_good is None:
+            self.save_checkpoint()  # somewhere to roll back to before the first periodic checkpoint
+        tb = self._tensorboard() if self.cfg.log.tensorboard else None
+        prog = _Progress(self.cfg.log.progress, t.steps, self.step)
         stop = _StopFlag()
         try:
-            with stop, open(stats_path, "a") as stats:
-                while self.step < t.steps and not self.budget_spent() and not stop.set:
-                    rec = self.iteration()
-                    stats.write(json.dumps(rec) + "\n")
-                    if self.step % 50 == 0:
-                        stats.flush()
-                    if tb:
-                        for k, val in rec.items():
-                            if isinstance(val, (int, float)) and k not in ("step", "time"):
-                                tb.add_scalar(k, val, self.step)
-                    prog.update(self.step, rec)
-                    for w in rec.get("warnings", ()):
-                        prog.log(f"[yellow]warning[/] step {self.step}: {escape(w)}")
-                    if lg.sample_every and self.step % lg.sample_every == 0:
-                        p = self.write_grid(f"step_{self.step:08d}")
-                        if tb:
-                            from PIL import Image
-                            import numpy as np
-                            tb.add_image("samples", np.asarray(Image.open(p).convert("RGB")), self.step, dataformats="HWC")
-                    ev = self.cfg.eval.every
-                    if ev and self.step % ev == 0:
-                        m = self.evaluate()
-                        prog.log(f"step {self.step}: FD {m['fd']:.2f}  KID {m['kid']:.4f}  IS {m['is']:.2f}  "
-                                 f"recall {m['recall']:.2f}  near-copies {m['near_copy_fraction']:.1%} ({m['backbone']})")
-                    if (lg.ckpt_every and self.step % lg.ckpt_every == 0 and self.step < t.steps
-                            and not self.budget_spent()):
-                        self.save_checkpoint()
+            with stop, _StatsLog(self.run_dir / "stats.jsonl") as stats:
+                rec, path = self._loop(stats, stop, prog, tb)
+        except OSError as e:  # metrics, TensorBoard, ...: one line naming the file, when it is a write error
+            w = checkpoint.as_write_error(e, e.filename or self.run_dir)
+            if w is None or w is e or e.errno not in checkpoint._CAUSES:
+                raise
+            raise w from e
         finally:
             prog.close()
             if tb:
                 tb.close()
         interrupted = stop.set
-        if interrupted:
-            prog.log(f"interrupted at step {self.step}: saving a checkpoint")
-        path = self.save_checkpoint()
         self.write_grid("final" if not interrupted else f"step_{self.step:08d}")
-        prog.log(f"checkpoint: {path}")
-        return RunResult(self.run_dir, self.step, interrupted, rec)
+        prog.log(f"checkpoint: {path}" if path else
+                 f"[yellow]warning[/] final checkpoint not written (non-finite weights); last good: {self.last_good}")
+        return RunResult(self.run_dir, self.step, interrupted, rec, signal=stop.signum, rollbacks=self.rollbacks)
+
+    def _loop(self, stats: _StatsLog, stop: _StopFlag, prog: _Progress, tb) -> tuple[dict, Path | None]:
+        """Iterate until train.steps, the update budget or a stop signal, then write the final checkpoint;
+        returns the last stats record and that checkpoint (None: not written, its weights non-finite)."""
+        from rich.markup import escape
+
+        t, lg = self.cfg.train, self.cfg.log
+        rec: dict = {}
+        while True:
+            while self.step < t.steps and not self.budget_spent() and not stop.set:
+                rec = self.iteration()
+                if self._notes:  # a rollback just happened: it goes into the stats and the warnings
+                    rec["rollback"] = self.rollbacks
+                    rec["warnings"] = list(rec.get("warnings", [])) + self._notes
+                    self._notes = []
+                stats.write(rec)
+                if self.step % 50 == 0:
+                    stats.flush()
+                if tb:
+                    for k, val in rec.items():
+                        if isinstance(val, (int, float)) and k not in ("step", "time"):
+                            tb.add_scalar(k, val, self.step)
+                prog.update(self.step, rec)
+                for w in rec.get("warnings", ()):
+                    prog.log(f"[yellow]warning[/] step {self.step}: {escape(w)}")
+                fault = nonfinite_stat(rec, self.step) if t.on_nonfinite != "continue" else None
+                if fault is not None:
+                    self._on_fault(fault, stats, prog)  # rolled back (or raised): the next iteration is a fresh one
+                    continue
+                if lg.sample_every and self.step % lg.sample_every == 0:
+                    p = self.write_grid(f"step_{self.step:08d}")
+                    if tb:
+                        from PIL import Image
+                        import numpy as np
+                        tb.add_image("samples", np.asarray(Image.open(p).convert("RGB")), self.step, dataformats="HWC")
+                ev = self.cfg.eval.every
+                if ev and self.step % ev == 0:
+                    m = self.evaluate()
+                    prog.log(f"step {self.step}: FD {m['fd']:.2f}  KID {m['kid']:.4f}  IS {m['is']:.2f}  "
+                             f"recall {m['recall']:.2f}  near-copies {m['near_copy_fraction']:.1%} ({m['backbone']})")
+                if (lg.ckpt_every and self.step % lg.ckpt_every == 0 and self.step < t.steps
+                        and not self.budget_spent()):
+                    try:
+                        self.save_checkpoint()
+                    except NonFiniteError as e:
+                        self._on_fault(e.fault, stats, prog)
+            stats.flush()  # the stats are safe before the final checkpoint is written
+            if stop.set:
+                how = f" by {signal.Signals(stop.signum).name}" if stop.signum else ""
+                prog.log(f"interrupted{how} at step {self.step}: saving a checkpoint")
+            try:
+                return rec, self.save_checkpoint()
+            except NonFiniteError as e:
+                if not self._on_fault(e.fault, stats, prog, stopping=stop.set):
+                    return rec, None  # train.on_nonfinite=continue: warned, the last good checkpoint stays
 
     def budget_spent(self) -> bool:
         """train.max_updates > 0 and that many D + G updates are done (checked between iterations)."""
