@@ -276,7 +276,15 @@ def torch_full_labels(n: int, index: int):
 def experiment(
     spec: Path = typer.Argument(..., help="Experiment spec YAML (presets x data x grid x seeds)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Experiment folder (default experiments/<name>)."),
-    executor: str = typer.Option("local", "--executor", help="Where runs execute: local (one after another)."),
+    executor: str = typer.Option("local", "--executor", help="Where runs execute: local (one after another) | ray."),
+    address: Optional[str] = typer.Option(None, "--address", help="ray: a cluster (auto | ray://HOST:PORT; default "
+                                          "$RAY_ADDRESS, else a local Ray on this machine)."),
+    cpus_per_job: Optional[float] = typer.Option(None, "--cpus-per-job", help="ray: CPUs per run (its torch threads "
+                                                 "follow; default 1)."),
+    gpus_per_job: Optional[float] = typer.Option(None, "--gpus-per-job", help="ray: GPUs per run, fractional to share "
+                                                 "one GPU (e.g. 0.25; default 0)."),
+    retries: Optional[int] = typer.Option(None, "--retries", help="ray: reruns of a run whose worker died (it "
+                                          "resumes from its checkpoint; default 2)."),
     report: bool = typer.Option(True, "--report/--no-report", help="Build the report when the grid is done."),
     only: list[str] = typer.Option([], "--only", help="Run only part of the grid now: KEY=PATTERN with KEY data, "
                                    "preset, variant, seed or run (shell pattern); repeat the option to combine."),
@@ -284,10 +292,15 @@ def experiment(
     """Run a grid of runs with equal budgets; finished runs are skipped, interrupted ones resumed."""
     from .data import DataError
     from .training.loop import NonFiniteError
+    from .experiments.executor import JobErrors
     from .experiments.runner import run_experiment
 
+    opts = {k: v for k, v in {"address": address, "cpus_per_job": cpus_per_job, "gpus_per_job": gpus_per_job,
+                              "retries": retries}.items() if v is not None}
     try:
-        folder = run_experiment(spec, out, executor, log=console.print, only=only or None)
+        folder = run_experiment(spec, out, executor, log=console.print, only=only or None, executor_options=opts)
+    except JobErrors as e:
+        _fail(f"{e}\nthe tables hold the finished runs; fix the failed runs and rerun the same command", code=1)
     except (config_mod.ConfigError, DataError, KeyError, ValueError) as e:
         _fail(str(e).strip("'\""))
     except NonFiniteError as e:  # the message names the run

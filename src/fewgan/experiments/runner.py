@@ -149,16 +149,18 @@ def prepare(spec_path: str | Path, out: str | Path | None = None) -> tuple[Spec,
 
 
 def run_experiment(spec_path: str | Path, out: str | Path | None = None, executor: str = "local",
-                   log=print, only: list[str] | None = None) -> Path:
+                   log=print, only: list[str] | None = None, executor_options: dict | None = None) -> Path:
     """Run (or resume) the spec's grid into `out`; `only` (KEY=PATTERN filters, see spec.select)
-    runs a part of it now and leaves the rest for a later call; the tables cover every finished run."""
+    runs a part of it now and leaves the rest for a later call; the tables cover every finished run.
+    `executor` names an entry of EXECUTORS (local, ray), built with `executor_options`; results are
+    tabled as they arrive, in whatever order the executor finishes them."""
     spec, out = prepare(spec_path, out)
     every = spec.jobs()
     jobs = select(every, only) if only else every
     part = f" ({len(jobs)} of {len(every)} selected by --only {' '.join(only)})" if only else ""
     log(f"experiment {spec.name}: {len(every)} runs -> {out}{part}")
     pending = [(j, out / "runs" / j.run) for j in jobs]
-    for i, row in enumerate(EXECUTORS.get(executor)().map(run_job, pending), 1):
+    for i, row in enumerate(EXECUTORS.get(executor)(**(executor_options or {})).map(run_job, pending), 1):
         log(f"[{i}/{len(jobs)}] {row['run']}: FD {row['fd']:.2f} ({row['backbone']}), KID {row['kid']:.4f}, "
             f"IS {row['is']:.2f}, recall {row['recall']:.2f}")
         write_tables(out, spec)

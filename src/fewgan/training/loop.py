@@ -575,6 +575,7 @@ class Trainer:
                              f"recall {m['recall']:.2f}  near-copies {m['near_copy_fraction']:.1%} ({m['backbone']})")
                 if (lg.ckpt_every and self.step % lg.ckpt_every == 0 and self.step < t.steps
                         and not self.budget_spent()):
+                    stats.flush()  # a checkpoint never runs ahead of its stats (a SIGKILL after it loses none)
                     try:
                         self.save_checkpoint()
                     except NonFiniteError as e:
