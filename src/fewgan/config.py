@@ -126,7 +126,10 @@ class TrainConfig:
     beta2_d: float = 0.999
     ema: float = 0.0  # decay of an EMA copy of G used for sampling; 0 = no EMA
     seed: int = 0
-    fast: bool = False  # CPU fast path: channels_last + bf16 autocast (see benchmarks/throughput.py)
+    fast: bool = False  # fast path: channels_last + autocast in train.amp's dtype, TF32 on CUDA (see benchmarks/throughput.py)
+    amp: str = "bf16"  # autocast dtype of the fast path: bf16 | fp16 (fp16: one GradScaler per optimiser)
+    device: str = "auto"  # auto (cuda, then mps, then cpu) | cpu | cuda | cuda:N | mps (README "Devices and precision")
+    deterministic: bool = False  # deterministic algorithms (CUDA: bit-exact resume on the same GPU; CPU: already exact)
     threads: int = 0  # torch intra-op threads; 0 = leave torch's default
     on_nonfinite: str = "stop"  # a NaN / inf loss, gradient norm or weight: stop | rollback (to the last good checkpoint) | continue
     rollback_lr: float = 0.5  # on_nonfinite=rollback: multiply every learning rate by this at each rollback

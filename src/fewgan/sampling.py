@@ -9,6 +9,7 @@ import torch
 
 from . import config as config_mod
 from .data import to_uint8
+from .devices import module_device, resolve_device
 from .training import checkpoint
 from .variants import GeneratorPipeline, Variant, build_variant
 
@@ -16,19 +17,21 @@ from .variants import GeneratorPipeline, Variant, build_variant
 @torch.no_grad()
 def generate(pipe: GeneratorPipeline, n: int, seed: int = 0, batch_size: int = 256,
              y: torch.Tensor | None = None) -> torch.Tensor:
-    """n images as uint8 (N, C, H, W) from `pipe` in eval mode, noise drawn from `seed`.
+    """n images as CPU uint8 (N, C, H, W) from `pipe` in eval mode, noise drawn from `seed`.
 
-    The same seed always gives the same noise, so grids from fixed latents stay comparable.
+    The same seed always gives the same noise (drawn on the CPU, then moved to the pipe's
+    device), so grids from fixed latents stay comparable, whatever device `pipe` is on.
     """
     was_training = pipe.training
     pipe.eval()
+    device = module_device(pipe)
     gen = torch.Generator().manual_seed(seed)
     noise = pipe.latent.draw(n, gen)
     out = []
     try:
         for i in range(0, n, batch_size):
-            yi = None if y is None else y[i:i + batch_size]
-            out.append(to_uint8(pipe(noise[i:i + batch_size], yi).float()))
+            yi = None if y is None else y[i:i + batch_size].to(device)
+            out.append(to_uint8(pipe(noise[i:i + batch_size].to(device), yi).float()).cpu())
     finally:
         pipe.train(was_training)
     return torch.cat(out)
@@ -69,12 +72,15 @@ class LoadedRun:
     path: Path
 
 
-def load_for_sampling(path_or_run: str | Path) -> LoadedRun:
-    """Rebuild the variant recorded in a checkpoint (or a run's latest) and load its weights."""
+def load_for_sampling(path_or_run: str | Path, device: str | torch.device = "cpu") -> LoadedRun:
+    """Rebuild the variant recorded in a checkpoint (or a run's latest) and load its weights onto
+    `device` (default the CPU, wherever the run was trained: checkpoints are device-free;
+    "auto" picks as train.device does)."""
+    dev = resolve_device(device, "--device")
     path = checkpoint.resolve(path_or_run)
     tensors, meta = checkpoint.read(path)
     cfg = config_mod.from_dict(meta["config"], where=f"{path} (config)")
     variant = build_variant(cfg, meta.get("num_classes", 0))
     checkpoint.load_modules(tensors, variant.modules(), path)
     variant.load_extra_state(meta.get("variant_state", {}))
-    return LoadedRun(cfg, variant, meta, path)
+    return LoadedRun(cfg, variant.to(dev), meta, path)

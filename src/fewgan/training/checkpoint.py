@@ -176,8 +176,9 @@ def save(path: str | Path, modules: dict, optimizers: dict, meta: dict, extra_te
         _optimizer_to_flat(oname, opt, tensors, meta)
     for k, v in (extra_tensors or {}).items():
         tensors[f"extra/{k}"] = v
-    # safetensors wants contiguous tensors that share no memory
-    tensors = {k: v.detach().contiguous().clone() for k, v in tensors.items()}
+    # safetensors wants contiguous CPU tensors that share no memory; saved from the CPU, a
+    # checkpoint is device-free (one trained on a GPU loads anywhere; load_* copy onto the target)
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
     atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata={"fewgan": json.dumps(meta)}))
     return path
 

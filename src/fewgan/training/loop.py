@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from .. import config as config_mod
+from .. import devices
 from ..data import ImageData, load_images, split_holdout, to_float
 from ..images import save_grid
 from ..sampling import class_grid, generate
@@ -135,6 +136,15 @@ class RunResult:
     last_stats: dict = field(default_factory=dict)
     signal: int | None = None  # the signal that interrupted the run (SIGINT, SIGTERM)
     rollbacks: int = 0  # train.on_nonfinite=rollback: how many times the run went back to a checkpoint
+
+
+def _to_host(dicts: list[dict]) -> list[dict]:
+    """The steps' stats with their tensors as floats: one host transfer for all of them."""
+    flat = devices.to_host({(i, k): v for i, d in enumerate(dicts) for k, v in d.items()})
+    out: list[dict] = [{} for _ in dicts]
+    for (i, k), v in flat.items():
+        out[i][k] = v
+    return out
 
 
 def _mean(dicts: list[dict]) -> dict:
@@ -286,6 +296,9 @@ class Trainer:
         if not 0 < t.rollback_lr <= 1 or t.max_rollbacks < 0:
             raise ValueError(f"train.rollback_lr must be in (0, 1] and train.max_rollbacks >= 0, "
                              f"got {t.rollback_lr} and {t.max_rollbacks}")
+        # an absent device is a one-line error before anything is loaded or written
+        self.device = devices.resolve_device(t.device)
+        devices.amp_dtype(t.amp)
         if not resume and self.run_dir.exists() and any(self.run_dir.iterdir()):
             raise RunExistsError(
                 f"{self.run_dir} already holds a run; use --resume to continue it or choose another --out")
@@ -300,7 +313,11 @@ class Trainer:
         if len(self.data) < t.batch_size:
             raise ValueError(f"{cfg.data.source}: only {len(self.data)} images, fewer than one batch of {t.batch_size}")
         torch.manual_seed(t.seed)
-        self.variant = build_variant(cfg, self.data.num_classes)
+        # built on the CPU under the seed (the same initialisation on every device), then moved
+        self.variant = build_variant(cfg, self.data.num_classes).to(self.device)
+        # the training set lives on the device as uint8; batches are gathered and converted there
+        self._x = self.data.x.to(self.device)
+        self._y = self.data.y.to(self.device) if self.data.y is not None else None
         self.schedule = build_schedule(cfg)
         self.monitors = build_monitors(cfg)
         self.step = 0
@@ -348,10 +365,12 @@ class Trainer:
             "monitor_state": [m.state_dict() for m in self.monitors],
             "nonfinite_state": {"events": self.nonfinite_events},  # rollbacks: they shift the seeds
             "torch_version": torch.__version__,
+            "device": str(self.device),  # where it was trained; the tensors themselves are saved from the CPU
+            "scaler_state": self.variant.scaler_state(),  # fp16's loss scales ({} otherwise)
         }
         path = self.run_dir / "checkpoints" / checkpoint.ckpt_name(self.step)
         checkpoint.save(path, self.variant.modules(), self.variant.optimizers(), meta,
-                        extra_tensors={"torch_rng": torch.get_rng_state()})
+                        extra_tensors={"torch_rng": torch.get_rng_state(), **devices.rng_state(self.device)})
         self.last_good = path
         keep = self.cfg.log.keep_ckpts
         if keep > 0:
@@ -401,7 +420,9 @@ class Trainer:
         self.schedule.load_state_dict(meta.get("schedule_state", {}))
         for m, st in zip(self.monitors, meta.get("monitor_state", [])):
             m.load_state_dict(st)
+        self.variant.load_scaler_state(meta.get("scaler_state") or {})
         torch.set_rng_state(tensors["extra/torch_rng"])
+        devices.set_rng_state(self.device, tensors)  # CUDA's RNG, when trained there and resumed there
         self.step = int(meta["step"])
         self.d_batches = int(meta["d_batches"])
         self.updates = int(meta.get("updates", 0))
@@ -410,18 +431,23 @@ class Trainer:
 
     # ------------------------------------------------------------------ one iteration
     def _real_batch(self, k: int, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
-        idx = batch_indices(len(self.data), self.cfg.train.batch_size, self.cfg.train.seed, k)
-        y = self.data.y[idx] if self.data.y is not None else None
-        return to_float(self.data.x[idx]), y
+        idx = batch_indices(len(self.data), self.cfg.train.batch_size, self.cfg.train.seed, k)  # CPU draw
+        idx = idx.to(self.device)
+        y = self._y[idx] if self._y is not None else None
+        return to_float(self._x[idx]), y
 
     def _fake_labels(self, n: int, rng: torch.Generator) -> torch.Tensor | None:
         # conditional models generate labels drawn from the data's own label distribution
         if self.data.y is None or not self.variant.G.conditional:
             return None
-        return self.data.y[torch.randint(len(self.data), (n,), generator=rng)]
+        return self.data.y[torch.randint(len(self.data), (n,), generator=rng)].to(self.device)
+
+    def _noise(self, n: int, rng: torch.Generator) -> torch.Tensor:
+        """Latent noise drawn on the CPU generator, moved to the device: the same on every device."""
+        return self.variant.G.latent.draw(n, rng).to(self.device)
 
     def iteration(self) -> dict:
-        t, v, lat = self.cfg.train, self.variant, self.variant.G.latent
+        t, v = self.cfg.train, self.variant
         seed = attempt_seed(t.seed, self.rollbacks)  # t.seed itself unless the run has rolled back
         rng = seeded(seed, 2, self.step)
         aug_rng = seeded(seed, 3, self.step)  # D's augmentations: a stream of their own, so turning them on
@@ -430,17 +456,20 @@ class Trainer:
         n_d, n_g = self.schedule.counts(self.step)
         d_stats, g_stats = [], []
         x, y = self._real_batch(self.d_batches, rng)
-        noise, fake_y = lat.draw(t.batch_size, rng), self._fake_labels(t.batch_size, rng)
+        noise, fake_y = self._noise(t.batch_size, rng), self._fake_labels(t.batch_size, rng)
         for j in range(n_d):
             if j:  # every D update sees a fresh real batch
                 x, y = self._real_batch(self.d_batches, rng)
-                noise, fake_y = lat.draw(t.batch_size, rng), self._fake_labels(t.batch_size, rng)
+                noise, fake_y = self._noise(t.batch_size, rng), self._fake_labels(t.batch_size, rng)
             self.d_batches += 1
             d_stats.append(v.d_step(Batch(x, y, noise, fake_y, rng, aug_rng, self.step)))
         for _ in range(n_g):
             if not t.reuse_z:
-                noise, fake_y = lat.draw(t.batch_size, rng), self._fake_labels(t.batch_size, rng)
+                noise, fake_y = self._noise(t.batch_size, rng), self._fake_labels(t.batch_size, rng)
             g_stats.append(v.g_step(Batch(x, y, noise, fake_y, rng, aug_rng, self.step)))
+        # the steps' losses and norms stayed on the device until here: one host transfer per iteration
+        host = _to_host(d_stats + g_stats)
+        d_stats, g_stats = host[:len(d_stats)], host[len(d_stats):]
         rec = {"step": self.step + 1, **_mean(d_stats), **_mean(g_stats)}
         rec.update(v.end_iteration(self.step, rec))
         rec.update(self.schedule.update(self.step, rec), d_updates=n_d, g_updates=n_g)
@@ -517,7 +546,8 @@ class Trainer:
         prog = _Progress(self.cfg.log.progress, t.steps, self.step)
         stop = _StopFlag()
         try:
-            with stop, _StatsLog(self.run_dir / "stats.jsonl") as stats:
+            with devices.backend_flags(self.device, t.fast, t.deterministic), stop, \
+                    _StatsLog(self.run_dir / "stats.jsonl") as stats:
                 rec, path = self._loop(stats, stop, prog, tb)
         except OSError as e:  # metrics, TensorBoard, ...: one line naming the file, when it is a write error
             w = checkpoint.as_write_error(e, e.filename or self.run_dir)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from .. import devices
 from ..augment import Augmenter
 from ..registry import Registry
 from ..regularizers import LeCamEMA, lazy_adam
@@ -56,8 +57,14 @@ class GeneratorPipeline(nn.Module):
 
 
 def grad_norm(params) -> float:
+    return float(grad_norm_tensor(params))
+
+
+def grad_norm_tensor(params) -> Tensor | float:
+    """The global L2 norm of the parameters' gradients as a 0-dim tensor on their device (no host
+    sync; 0.0 when none has a gradient)."""
     norms = [p.grad.detach().norm() for p in params if p.grad is not None]
-    return float(torch.linalg.vector_norm(torch.stack(norms))) if norms else 0.0
+    return torch.linalg.vector_norm(torch.stack(norms)) if norms else 0.0
 
 
 class Variant:
@@ -72,6 +79,11 @@ class Variant:
         self.cfg = cfg
         self.num_classes = num_classes
         self.fast = cfg.train.fast
+        self.amp = cfg.train.amp
+        devices.amp_dtype(self.amp)  # an unknown train.amp fails here, before any network is built
+        # built on the CPU (the same initialisation everywhere), moved by to(device) afterwards
+        self.device = torch.device("cpu")
+        self.scalers: dict[str, torch.amp.GradScaler] = {}  # fp16: one loss scaler per optimiser, by name
         self.G_ema: GeneratorPipeline | None = None
         # what D sees (fewgan.augment) and D's logit regularizers (fewgan.regularizers); their
         # state is saved by the loop as reg_state(), beside the variant's own extra_state()
@@ -107,10 +119,54 @@ class Variant:
         return self.aug(x, batch.aug_rng) if self.aug.active else x
 
     def autocast(self):
-        """bf16 autocast on the CPU fast path; a no-op otherwise."""
-        if self.fast:
-            return torch.autocast("cpu", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        """Autocast on the run's device in train.amp's dtype (bf16 by default) on the fast path; a
+        no-op otherwise."""
+        return devices.autocast(self.device, self.fast, self.amp)
+
+    # --- the device, and one place for backward / unscale / grad norm / step
+    def to(self, device: torch.device | str) -> "Variant":
+        """Move every network (and whatever a subclass keeps beside them) to `device`; with fp16,
+        one GradScaler per optimiser. Optimisers keep their parameters (moved in place)."""
+        self.device = torch.device(device)
+        for m in self.modules().values():
+            m.to(self.device)
+        self.scalers = ({name: torch.amp.GradScaler(self.device.type) for name in self.optimizers()}
+                        if devices.uses_scaler(self.fast, self.amp) else {})
+        return self
+
+    def backward(self, loss: Tensor, opt_name: str) -> None:
+        """loss.backward(), scaled by the optimiser's GradScaler with fp16."""
+        scaler = self.scalers.get(opt_name)
+        (scaler.scale(loss) if scaler is not None else loss).backward()
+
+    def step(self, opt_name: str, params=None) -> Tensor | float:
+        """Unscale (fp16), measure the gradient norm of `params` (None: not measured, 0.0), step the
+        optimiser (a GradScaler skips a step with inf / NaN gradients), update the scale.
+        Without a scaler it is exactly grad_norm then opt.step(), as before devices existed."""
+        opt = self.optimizers()[opt_name]
+        scaler = self.scalers.get(opt_name)
+        if scaler is not None:
+            scaler.unscale_(opt)
+        gn = grad_norm_tensor(params) if params is not None else 0.0
+        if scaler is not None:
+            scaler.step(opt)
+            scaler.update()
+        else:
+            opt.step()
+        return gn
+
+    def optimize(self, loss: Tensor, opt_name: str, params=None) -> Tensor | float:
+        """backward + step: one optimiser update on `loss`; returns the gradient norm of `params`."""
+        self.backward(loss, opt_name)
+        return self.step(opt_name, params)
+
+    def scaler_state(self) -> dict:
+        return {name: s.state_dict() for name, s in self.scalers.items()}
+
+    def load_scaler_state(self, state: dict) -> None:
+        for name, st in (state or {}).items():
+            if name in self.scalers:
+                self.scalers[name].load_state_dict(st)
 
     @staticmethod
     @contextlib.contextmanager
@@ -169,16 +225,16 @@ class Variant:
             loss = adv
             for name, weight, fn in getattr(self, "g_regularizers", ()):
                 term = fn(fake.float(), batch.x)
-                stats[f"reg_{name}"] = term.item()
+                stats[f"reg_{name}"] = term.detach()
                 loss = loss + weight * term
             pen = self.G.latent.penalty()  # e.g. DeLiGAN's sigma regulariser
             if pen is not None:
-                stats["reg_latent"] = pen.item()
+                stats["reg_latent"] = pen.detach()
                 loss = loss + pen
-            loss.backward()
-        gn = grad_norm(self.G.parameters())
-        self.opt_g.step()
-        return {"loss_g": adv.item(), "loss_g_total": loss.item(), "grad_norm_g": gn, **stats}, adv
+            self.backward(loss, "opt_g")
+        gn = self.step("opt_g", self.G.parameters())
+        # tensors, not floats: the loop brings a step's numbers to the host in one transfer (devices.to_host)
+        return {"loss_g": adv.detach(), "loss_g_total": loss.detach(), "grad_norm_g": gn, **stats}, adv
 
     # --- checkpointing: modules and optimisers by name, plus JSON state
     def modules(self) -> dict[str, nn.Module]:

@@ -31,10 +31,11 @@ import torch
 from torch import Tensor
 
 from ..augment import apa_swap
+from ..devices import to_host
 from ..latent import build_latent, latent_out_features
 from ..nets import build_networks
 from ..regularizers import build_g_regularizers
-from .base import VARIANTS, Batch, GeneratorPipeline, Variant, grad_norm
+from .base import VARIANTS, Batch, GeneratorPipeline, Variant
 
 # ----------------------------------------------------------------------------- pure math
 
@@ -146,31 +147,32 @@ class BEGAN(Variant):
                 fake = self.G(batch.noise)
             real = batch.x
             if self.aug.apa is not None:  # APA: some reals replaced by detached fakes
-                swap = apa_swap(len(real), self.aug.apa.p, batch.aug_rng)
+                swap = apa_swap(len(real), self.aug.apa.p, batch.aug_rng).to(real.device)  # drawn on the CPU
                 real = torch.where(swap.view(-1, 1, 1, 1), fake.to(real.dtype), real)
             # the auto-encoder D reconstructs augmented images, reals and fakes alike
             per_real: list | None = [] if self.aug.watching else None
             l_real, l_fake = self.L(self.augment(real, batch), per_real), self.L(self.augment(fake, batch))
         loss = l_real - self.k * l_fake
-        loss.backward()
-        gn = grad_norm(self.D.parameters())
-        self.opt_d.step()
+        gn = self.optimize(loss, "opt_d", self.D.parameters())
         # ADA / APA need a per-real "realness": BEGAN's D has no logit, so ours is how much better
         # than the batch's fakes each real is reconstructed (L(G(z)) - L(x_i) > 0 reads as "real")
         if per_real:
             self.aug.observe(l_fake.detach() - per_real[0])
-        self._l_real.append(l_real.item())
-        return {"loss_d": loss.item(), "l_real": l_real.item(), "l_fake_d": l_fake.item(), "grad_norm_d": gn}
+        self._l_real.append(l_real.detach())  # brought to the host with the rest in end_iteration
+        return {"loss_d": loss.detach(), "l_real": l_real.detach(), "l_fake_d": l_fake.detach(), "grad_norm_d": gn}
 
     def g_step(self, batch: Batch) -> dict[str, float]:
         stats, adv = self.generator_update(batch, lambda f: self.L(self.augment(f, batch)))  # L_G = L(aug(G(z_G)))
-        self._l_fake_g.append(adv.item())
+        self._l_fake_g.append(adv.detach())
         return stats
 
     def end_iteration(self, step: int, stats: dict[str, float]) -> dict[str, float]:
         out = super().end_iteration(step, stats)  # EMA of G
         l_real_list, l_fake_list = self._l_real, self._l_fake_g
         self._l_real, self._l_fake_g = [], []
+        if l_real_list and l_fake_list:  # one host transfer for the iteration's L(x) and L(G(z_G))
+            vals = list(to_host(dict(enumerate(l_real_list + l_fake_list))).values())
+            l_real_list, l_fake_list = vals[:len(l_real_list)], vals[len(l_real_list):]
         if not (l_real_list and l_fake_list):  # an iteration without D or G updates moves nothing
             return {**out, "k_t": self.k}
         b = self.cfg.began

@@ -29,10 +29,11 @@ from torch import Tensor, nn
 
 from .. import losses
 from ..data import load_images, to_float
+from ..devices import to_host
 from ..nets.layers import maybe_sn
 from ..nets.pixelcnn import nll_discrete, nll_soft
 from ..teacher import default_teacher_path, load_teacher
-from .base import VARIANTS, Batch, grad_norm
+from .base import VARIANTS, Batch
 from .standard import StandardGAN
 
 DT_INPUTS = ("hidden", "samples")
@@ -111,6 +112,7 @@ class HGAN(StandardGAN):
         if h.lambda_nll > 0:
             self.g_regularizers.append(("teacher_nll", h.lambda_nll, self._teacher_nll))
         self._last_real: Tensor | None = None
+        self._g_batch: Batch | None = None  # the G step's batch (its augmentation draws); set by g_step
 
     # ------------------------------------------------------------------ what D_T sees
     def dt_view(self, x: Tensor) -> Tensor:
@@ -121,8 +123,8 @@ class HGAN(StandardGAN):
     def _dt_real(self, batch: Batch) -> Tensor:
         if self.bank is None:
             return batch.x
-        idx = torch.randint(len(self.bank), (len(batch.x),), generator=batch.rng)
-        return to_float(self.bank[idx])
+        idx = torch.randint(len(self.bank), (len(batch.x),), generator=batch.rng)  # drawn on the CPU
+        return to_float(self.bank[idx.to(self.bank.device)])  # gathered and converted on the device
 
     # ------------------------------------------------------------------ G's extra terms
     def _distill_g_loss(self, fake: Tensor, real: Tensor) -> Tensor:
@@ -159,32 +161,41 @@ class HGAN(StandardGAN):
             real_logits, fake_logits = self.D_T(h_real).float(), self.D_T(h_fake).float()
         ones, zeros = torch.ones_like(real_logits), torch.zeros_like(fake_logits)
         loss = losses.d_loss(self.cfg.loss.kind, real_logits, fake_logits, ones, zeros)
-        loss.backward()
-        gn = grad_norm(self.D_T.parameters())
-        self.opt_dt.step()
-        return {
-            "loss_dt": loss.item(),
-            "dt_real": torch.sigmoid(real_logits.detach()).mean().item(),
-            "dt_fake": torch.sigmoid(fake_logits.detach()).mean().item(),
+        gn = self.optimize(loss, "opt_dt", self.D_T.parameters())
+        return {  # tensors: brought to the host with the step's other numbers (devices.to_host)
+            "loss_dt": loss.detach(),
+            "dt_real": torch.sigmoid(real_logits.detach()).mean(),
+            "dt_fake": torch.sigmoid(fake_logits.detach()).mean(),
             "grad_norm_dt": gn,
         }
 
-    def teacher_step(self, x: Tensor) -> float:
+    def teacher_step(self, x: Tensor) -> Tensor:
         """One likelihood step of the teacher on real images x in [-1, 1] ("joint" training)."""
         x_uint8 = ((x.float() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
         self.opt_t.zero_grad(set_to_none=True)
         loss = nll_discrete(self.teacher(self.prepare(x)), x_uint8)
-        loss.backward()
-        self.opt_t.step()
-        return loss.item()
+        self.optimize(loss, "opt_t")
+        return loss.detach()
 
     def end_iteration(self, step: int, stats: dict[str, float]) -> dict[str, float]:
         out = {}
         if self.joint and self._last_real is not None:
             nll = [self.teacher_step(self._last_real) for _ in range(self.cfg.hgan.joint_teacher_steps)]
+            nll = list(to_host(dict(enumerate(nll))).values())  # one host transfer for all of them
             out["teacher_bpd"] = sum(nll) / len(nll) / 0.6931471805599453
         out.update(super().end_iteration(step, stats))
         return out
+
+    # ------------------------------------------------------------------ the device
+    def to(self, device) -> "HGAN":
+        """G, D, D_T (and a jointly trained teacher) through modules(); a frozen teacher and the
+        sample bank (uint8, gathered on the device) beside them."""
+        super().to(device)
+        if self.teacher is not None:
+            self.teacher.to(self.device)
+        if self.bank is not None:
+            self.bank = self.bank.to(self.device)
+        return self
 
     # ------------------------------------------------------------------ checkpoints
     def modules(self) -> dict[str, nn.Module]:

@@ -12,7 +12,7 @@ from ..latent import build_latent, latent_out_features
 from ..nets import build_networks
 from ..augment import apa_swap
 from ..regularizers import build_g_regularizers, lecam_loss, r1_penalty, sobel_edges
-from .base import VARIANTS, Batch, GeneratorPipeline, Variant, grad_norm
+from .base import VARIANTS, Batch, GeneratorPipeline, Variant
 
 
 @VARIANTS.register("standard")
@@ -63,35 +63,37 @@ class StandardGAN(Variant):
                 fake = self.G(batch.noise, batch.fake_y)
             real, real_y = batch.x, batch.y
             if self.aug.apa is not None:  # APA: some reals replaced by detached fakes, still labelled real
-                swap = apa_swap(len(real), self.aug.apa.p, batch.aug_rng)
+                swap = apa_swap(len(real), self.aug.apa.p, batch.aug_rng).to(real.device)  # drawn on the CPU
                 real = torch.where(swap.view(-1, 1, 1, 1), fake.to(real.dtype), real)
                 if real_y is not None and batch.fake_y is not None:
-                    real_y = torch.where(swap, batch.fake_y, real_y)
+                    real_y = torch.where(swap.to(real_y.device), batch.fake_y, real_y)
             # every D input is augmented, reals and fakes alike, each with its own draws
             real_heads = self.d_heads(self.augment(real, batch), real_y)
             fake_heads = self.d_heads(self.augment(fake, batch), batch.fake_y)
         t_real, t_fake = losses.d_targets(len(real_heads[0]), lc.smooth, lc.smooth_alpha, lc.smooth_low,
-                                          lc.smooth_high, lc.flip_p, batch.rng)
+                                          lc.smooth_high, lc.flip_p, batch.rng)  # drawn on the CPU
+        t_real, t_fake = t_real.to(real_heads[0].device), t_fake.to(real_heads[0].device)
         head_losses = [losses.d_loss(lc.kind, r, f, t_real, t_fake) for r, f in zip(real_heads, fake_heads)]
         adv = self.weigh_heads(head_losses)
-        loss, stats = adv, {"loss_d": adv.item()}
+        # tensors, not floats: the loop brings a step's numbers to the host in one transfer (devices.to_host)
+        loss, stats = adv, {"loss_d": adv.detach()}
         if self.lecam is not None:  # on the first (unconditional) head's logits
             r, f = real_heads[0], fake_heads[0]
-            self.lecam.update(r.detach().mean().item(), f.detach().mean().item(), batch.step)
+            # the EMAs are floats the next line needs now: one transfer for both
+            r_mean, f_mean = torch.stack([r.detach().mean(), f.detach().mean()]).tolist()
+            self.lecam.update(r_mean, f_mean, batch.step)
             if batch.step >= rc.lecam_start:
                 reg = lecam_loss(r, f, self.lecam.real, self.lecam.fake)
                 loss = loss + rc.lecam_weight * reg
-                stats["reg_lecam"] = reg.item()
-        loss.backward()
-        gn = grad_norm(self.D.parameters())
-        self.opt_d.step()
+                stats["reg_lecam"] = reg.detach()
+        gn = self.optimize(loss, "opt_d", self.D.parameters())
         self.aug.observe(real_heads[0])
         self.d_count += 1
         if len(head_losses) > 1:
-            stats.update({f"loss_d_{name}": hl.item() for name, hl in zip(self.HEAD_NAMES, head_losses)})
+            stats.update({f"loss_d_{name}": hl.detach() for name, hl in zip(self.HEAD_NAMES, head_losses)})
         stats.update({
-            "d_real": torch.sigmoid(real_heads[0].detach()).mean().item(),
-            "d_fake": torch.sigmoid(fake_heads[0].detach()).mean().item(),
+            "d_real": torch.sigmoid(real_heads[0].detach()).mean(),
+            "d_fake": torch.sigmoid(fake_heads[0].detach()).mean(),
             "grad_norm_d": gn,
         })
         if rc.r1_gamma > 0 and self.d_count % rc.r1_interval == 0:
@@ -105,9 +107,8 @@ class StandardGAN(Variant):
         self.opt_d.zero_grad(set_to_none=True)
         x = batch.x.detach().requires_grad_(True)
         pen = r1_penalty(x, self.d_heads(self.augment(x, batch), batch.y)[0])
-        (pen * (rc.r1_gamma / 2) * rc.r1_interval).backward()
-        self.opt_d.step()
-        return {"reg_r1": pen.item()}
+        self.optimize(pen * (rc.r1_gamma / 2) * rc.r1_interval, "opt_d")
+        return {"reg_r1": pen.detach()}
 
     def g_step(self, batch: Batch) -> dict[str, float]:
         kind = self.cfg.loss.kind
