@@ -53,3 +53,13 @@ def assert_resume_exact(make_cfg, tmp_path, steps: int = 6):
         for k in sa:
             assert torch.equal(sa[k], sb[k]), (name, k)
     return a, b
+
+
+def pytest_runtest_setup(item):
+    """Tests marked `cuda` / `mps` run only where that device is (scripts/gpu_check.sh runs them)."""
+    if item.get_closest_marker("cuda") and not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    if item.get_closest_marker("mps"):
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            pytest.skip("needs an MPS device")

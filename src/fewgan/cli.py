@@ -30,8 +30,11 @@ console = Console(stderr=True, soft_wrap=True)  # soft wrap: paths in errors sta
 _EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
 # what may change when a run is resumed without breaking exact continuation (what to do on a
 # NaN only matters once one happens, so a run stopped by one can be resumed with a rollback)
+# (train.device may change too: a run moves between machines; bit-exact only on the same device)
 _RESUME_MUTABLE = ("train.steps", "train.max_updates", "train.on_nonfinite", "train.rollback_lr",
-                   "train.max_rollbacks", "log.")
+                   "train.max_rollbacks", "train.device", "log.")
+_DEVICE_HELP = ("Where to compute: auto (cuda, then mps, then cpu) | cpu | cuda | cuda:N | mps "
+                "(README \"Devices and precision\").")
 # exit codes (README "What survives a fault"): 2 bad input, 3 stopped on a NaN / inf,
 # 74 a file could not be written (EX_IOERR), 128 + signal number when interrupted (130 Ctrl-C, 143 SIGTERM)
 EXIT_NONFINITE = 3
@@ -75,6 +78,8 @@ def train(
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (train.seed)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (default runs/<preset>-<time>)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its latest checkpoint."),
+    device: Optional[str] = typer.Option(None, "--device", help=_DEVICE_HELP + " Default: the config's train.device "
+                                         "(auto)."),
 ) -> None:
     """Train a GAN. Extra `--section.key=value` arguments override the config.
 
@@ -92,19 +97,21 @@ def train(
             cfg_path = out / "config.yaml"
             if not cfg_path.is_file():
                 _fail(f"{out}: not a run folder (no config.yaml) — nothing to resume")
-            direct = {"train.steps": steps}
+            direct = {"train.steps": steps, "train.device": device}
             changes = [o for o in [f"--{k}={v}" for k, v in direct.items() if v is not None] + overrides]
             for o in changes:
                 key = o[2:].split("=", 1)[0]
                 if not key.startswith(_RESUME_MUTABLE):
                     _fail(f"cannot change {key} when resuming (only train.steps, train.max_updates, "
-                          "train.on_nonfinite, train.rollback_lr, train.max_rollbacks and log.* may change); "
+                          "train.on_nonfinite, train.rollback_lr, train.max_rollbacks, train.device and log.* "
+                          "may change); "
                           "start a new run instead")
             base = config_mod.from_dict(config_mod.load_yaml(cfg_path), where=str(cfg_path))
             cfg = config_mod.apply_overrides(base, changes)
         else:
             cfg = _build_config(preset, config_file, overrides, **{
-                "data.source": data, "train.steps": steps, "data.resolution": resolution, "train.seed": seed})
+                "data.source": data, "train.steps": steps, "data.resolution": resolution, "train.seed": seed,
+                "train.device": device})
             if out is None:
                 out = Path("runs") / f"{cfg.preset or 'run'}-{time.strftime('%Y%m%d-%H%M%S')}"
         console.print(f"run folder: [bold]{out}[/]  preset: {cfg.preset}  data: {cfg.data.source} "
@@ -135,6 +142,8 @@ def sample(
     raw: bool = typer.Option(False, "--raw", help="Use the raw G even if the run kept an EMA copy."),
     cls: Optional[str] = typer.Option(None, "--class", help="Conditional generators: only this class (name or index). "
                                       "Without it a .png grid holds one row per class."),
+    device: str = typer.Option("auto", "--device", help=_DEVICE_HELP + " A checkpoint trained anywhere samples "
+                               "anywhere (--device cpu)."),
 ) -> None:
     """Generate images from a trained generator."""
     import numpy as np
@@ -144,8 +153,8 @@ def sample(
     from .training.checkpoint import CheckpointError
 
     try:
-        run = load_for_sampling(checkpoint)
-    except (CheckpointError, config_mod.ConfigError) as e:
+        run = load_for_sampling(checkpoint, device)
+    except (CheckpointError, config_mod.ConfigError, ValueError) as e:
         _fail(str(e))
     pipe = run.variant.G if raw else run.variant.sampler()
     y, nrow = None, None  # labels for a class-conditional generator; grid columns
@@ -193,6 +202,8 @@ def eval_cmd(
     n_boot: int = typer.Option(50, "--n-boot", help="Bootstrap resamples for the FD / KID intervals (0 = none)."),
     resolution: Optional[int] = typer.Option(None, "--resolution", "-r", help="Resolution for data-source targets."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where metrics.json goes (default: the run folder)."),
+    device: str = typer.Option("auto", "--device", help=_DEVICE_HELP + " The generator and the feature backbone "
+                               "run there."),
 ) -> None:
     """Evaluate a generator: FD, KID, IS, precision/recall, density/coverage, NDB, memorisation, leaks.
 
@@ -211,7 +222,7 @@ def eval_cmd(
     extra = tuple(b.strip() for b in backbones.split(",") if b.strip()) if backbones is not None else None
     try:
         if is_run:
-            run = load_for_sampling(tpath)
+            run = load_for_sampling(tpath, device)
             cfg = run.cfg
             real = load_images(data or cfg.data.source, cfg.data.resolution, cfg.data.channels,
                                skip_bad=cfg.data.skip_bad)
@@ -219,7 +230,7 @@ def eval_cmd(
             if data is None and getattr(cfg.data, "holdout", 0.0):  # the run trained on the train part only
                 real, held = split_holdout(real, cfg.data.holdout, cfg.data.holdout_seed)
             out_dir = out or run.path.parent.parent
-            s = EvalSettings(n=n, backbone=backbone, kid_subset=cfg.eval.kid_subset, n_boot=n_boot,
+            s = EvalSettings(n=n, backbone=backbone, kid_subset=cfg.eval.kid_subset, n_boot=n_boot, device=device,
                              backbones=extra if extra is not None else tuple(getattr(cfg.eval, "backbones", ()) or ()))
             pipe = run.variant.sampler()
             y = torch_arange_labels(n, run.meta.get("num_classes", 0)) if pipe.conditional else None
@@ -231,7 +242,7 @@ def eval_cmd(
             fake = load_images(target, res, 3)
             real = load_images(data, res, 3)
             out_dir = out or Path("eval") / Path(target).stem
-            s = EvalSettings(n=len(fake), backbone=backbone, n_boot=n_boot, backbones=extra or ())
+            s = EvalSettings(n=len(fake), backbone=backbone, n_boot=n_boot, backbones=extra or (), device=device)
             rec = {"step": None, "generated": target,
                    **evaluate_images(fake.x, real, s, panel_path=out_dir / "eval" / "nearest_neighbours.png")}
             atomic_write(out_dir / "metrics.json", lambda p: p.write_text(json.dumps(rec, indent=1)))
@@ -288,6 +299,8 @@ def experiment(
     report: bool = typer.Option(True, "--report/--no-report", help="Build the report when the grid is done."),
     only: list[str] = typer.Option([], "--only", help="Run only part of the grid now: KEY=PATTERN with KEY data, "
                                    "preset, variant, seed or run (shell pattern); repeat the option to combine."),
+    device: Optional[str] = typer.Option(None, "--device", help=_DEVICE_HELP + " Sets train.device of every run "
+                                         "(default: each run's config)."),
 ) -> None:
     """Run a grid of runs with equal budgets; finished runs are skipped, interrupted ones resumed."""
     from .data import DataError
@@ -298,7 +311,8 @@ def experiment(
     opts = {k: v for k, v in {"address": address, "cpus_per_job": cpus_per_job, "gpus_per_job": gpus_per_job,
                               "retries": retries}.items() if v is not None}
     try:
-        folder = run_experiment(spec, out, executor, log=console.print, only=only or None, executor_options=opts)
+        folder = run_experiment(spec, out, executor, log=console.print, only=only or None, executor_options=opts,
+                                device=device)
     except JobErrors as e:
         _fail(f"{e}\nthe tables hold the finished runs; fix the failed runs and rerun the same command", code=1)
     except (config_mod.ConfigError, DataError, KeyError, ValueError) as e:
@@ -327,12 +341,14 @@ def fdsearch(
     window_start: int = typer.Option(31, "--window-start", help="First epoch of the stability window."),
     seeds: list[int] = typer.Option([0, 1], "--seed", help="Seeds per FD (repeat the option)."),
     out: Path = typer.Option(Path("runs/fdsearch"), "--out", "-o", help="Folder for the trial runs and the report."),
+    device: Optional[str] = typer.Option(None, "--device", help=_DEVICE_HELP + " Default: the preset's train.device "
+                                         "(auto)."),
 ) -> None:
     """Choose CFT's FD automatically: raise it from 1 until training is stable after epoch 30."""
     from .fdsearch import search, train_for_search, write_report
 
     try:
-        base = _build_config(preset, None, list(ctx.args), **{"data.source": data})
+        base = _build_config(preset, None, list(ctx.args), **{"data.source": data, "train.device": device})
         if base.latent.kind != "cft":
             _fail(f"preset {preset!r} has latent.kind={base.latent.kind!r}; the FD search needs a CFT latent")
         result = search(lambda fd, seed: train_for_search(base, fd, seed, epochs, window_start, out), list(seeds),

@@ -40,6 +40,8 @@ def train(
     ckpt_every: int = typer.Option(500, "--ckpt-every", help="Rewrite the teacher file every N steps (0 = only at the end)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing teacher file and train from scratch."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    device: str = typer.Option("auto", "--device", help="Where to train: auto (cuda, then mps, then cpu) | cpu | "
+                               "cuda | cuda:N | mps."),
 ) -> None:
     """Train a Gated PixelCNN by likelihood; report held-out bits/dim; save a frozen-loadable file.
 
@@ -76,7 +78,8 @@ def train(
     try:
         res = train_teacher(data, out, steps=steps, batch_size=batch_size, lr=lr, hidden=hidden, layers=layers,
                             heldout_frac=heldout, seed=seed, resolution=resolution, channels=channels or None,
-                            eval_every=eval_every, ckpt_every=ckpt_every, on_step=on_step, overwrite=force)
+                            eval_every=eval_every, ckpt_every=ckpt_every, on_step=on_step, overwrite=force,
+                            device=device)
     except (DataError, CheckpointError, ValueError) as e:
         _fail(str(e))
     finally:
@@ -97,6 +100,8 @@ def sample_cmd(
                              help="Output: a .png grid or an .npz (x uint8 NHWC, e.g. an HGAN sample bank)."),
     seed: int = typer.Option(0, "--seed", help="Sampling seed; the same seed gives the same images."),
     temperature: float = typer.Option(1.0, "--temperature", help="Softmax temperature (1 = the model's own)."),
+    device: str = typer.Option("auto", "--device", help="Where the teacher runs: auto | cpu | cuda | cuda:N | mps "
+                               "(the draws come from a CPU generator either way)."),
 ) -> None:
     """Draw images from a teacher, sub-pixel by sub-pixel."""
     import numpy as np
@@ -106,8 +111,8 @@ def sample_cmd(
     from .training.checkpoint import CheckpointError, atomic_write
 
     try:
-        net, meta = load_teacher(teacher)
-    except CheckpointError as e:
+        net, meta = load_teacher(teacher, device=device)
+    except (CheckpointError, ValueError) as e:
         _fail(str(e))
     res = int(meta["data"]["resolution"])
     imgs = sample_teacher(net, n, res, seed, temperature)

@@ -21,6 +21,7 @@ from typing import Callable
 import torch
 
 from .data import ImageData, load_images, to_float
+from .devices import resolve_device
 from .nets.pixelcnn import GatedPixelCNN, bits_per_dim, nll_discrete, sample
 from .training import checkpoint
 
@@ -91,7 +92,8 @@ def train_teacher(source: str, out: str | Path | None = None, steps: int = 2000,
                   heldout_frac: float = 0.1, seed: int = 0, resolution: int = 32, channels: int | None = None,
                   eval_every: int = 500, ckpt_every: int = 500,
                   on_step: Callable[[int, dict], None] | None = None,
-                  data: ImageData | None = None, overwrite: bool = False) -> TeacherResult:
+                  data: ImageData | None = None, overwrite: bool = False,
+                  device: str | torch.device = "cpu") -> TeacherResult:
     """Train a Gated PixelCNN on `source` by maximum likelihood (Adam) and save it to `out`.
 
     channels: 1 or 3, or None to keep an npz file's own channels. The held-out images
@@ -110,10 +112,12 @@ def train_teacher(source: str, out: str | Path | None = None, steps: int = 2000,
     train_idx, held_idx = split_indices(len(data), heldout_frac, seed)
     if len(train_idx) < batch_size:
         raise ValueError(f"{data.source}: {len(train_idx)} training images, fewer than one batch of {batch_size}")
+    dev = resolve_device(device, "--device")
     torch.manual_seed(seed)
-    net = GatedPixelCNN(int(data.x.shape[1]), hidden, layers, kernel, first_kernel)
+    # built on the CPU under the seed, then moved: the same initialisation on every device
+    net = GatedPixelCNN(int(data.x.shape[1]), hidden, layers, kernel, first_kernel).to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
-    x_train, x_held = data.x[train_idx], data.x[held_idx]
+    x_train, x_held = data.x[train_idx].to(dev), data.x[held_idx].to(dev)  # uint8 on the device
     history: list[dict] = []
     running, elapsed = None, 0.0
     done = 0
@@ -126,7 +130,7 @@ def train_teacher(source: str, out: str | Path | None = None, steps: int = 2000,
 
     def save(step: int) -> None:
         meta = _meta(net, data, step, steps, heldout_frac, seed, len(x_train), len(x_held), history, batch_size, lr)
-        meta["train"].update(time_s=time.perf_counter() - t0, train_bpd_smooth=running)
+        meta["train"].update(time_s=time.perf_counter() - t0, train_bpd_smooth=running, device=str(dev))
         checkpoint.save(out, {"T": net}, {"opt_t": opt}, meta)
 
     for step in range(1, steps + 1):
@@ -135,7 +139,7 @@ def train_teacher(source: str, out: str | Path | None = None, steps: int = 2000,
             perm = torch.randperm(len(x_train), generator=gen)
         if step <= done:  # resuming: replay the batch order of the steps already taken
             continue
-        xb = x_train[perm[k * batch_size:(k + 1) * batch_size]]
+        xb = x_train[perm[k * batch_size:(k + 1) * batch_size].to(dev)]  # CPU order, gathered on the device
         loss = nll_discrete(net(to_float(xb)), xb)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -204,8 +208,9 @@ def _resume(out: Path, net: GatedPixelCNN, opt: torch.optim.Optimizer, data: Ima
     return done, list(meta.get("history", [])), train.get("train_bpd_smooth"), float(train.get("time_s", 0.0))
 
 
-def load_teacher(path: str | Path, frozen: bool = True) -> tuple[GatedPixelCNN, dict]:
-    """(net, meta) of a teacher file; frozen: eval mode and no parameter gradients."""
+def load_teacher(path: str | Path, frozen: bool = True,
+                 device: str | torch.device = "cpu") -> tuple[GatedPixelCNN, dict]:
+    """(net, meta) of a teacher file, on `device`; frozen: eval mode and no parameter gradients."""
     path = Path(path)
     tensors, meta = checkpoint.read(path)
     if meta.get("kind") != KIND:
@@ -214,6 +219,7 @@ def load_teacher(path: str | Path, frozen: bool = True) -> tuple[GatedPixelCNN, 
     a = meta["arch"]
     net = GatedPixelCNN(a["channels"], a["hidden"], a["layers"], a["kernel"], a["first_kernel"])
     checkpoint.load_modules(tensors, {"T": net}, path)
+    net.to(resolve_device(device, "--device"))
     if frozen:
         net.eval().requires_grad_(False)
     return net, meta

@@ -12,6 +12,7 @@ Layout of an experiment folder:
 from __future__ import annotations
 
 import csv
+import dataclasses
 import gzip
 import json
 import math
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import yaml
 
+from .. import config as config_mod
 from ..config import ConfigError
 from ..report import natural_key
 from ..training.checkpoint import atomic_write
@@ -149,7 +151,8 @@ def prepare(spec_path: str | Path, out: str | Path | None = None) -> tuple[Spec,
 
 
 def run_experiment(spec_path: str | Path, out: str | Path | None = None, executor: str = "local",
-                   log=print, only: list[str] | None = None, executor_options: dict | None = None) -> Path:
+                   log=print, only: list[str] | None = None, executor_options: dict | None = None,
+                   device: str | None = None) -> Path:
     """Run (or resume) the spec's grid into `out`; `only` (KEY=PATTERN filters, see spec.select)
     runs a part of it now and leaves the rest for a later call; the tables cover every finished run.
     `executor` names an entry of EXECUTORS (local, ray), built with `executor_options`; results are
@@ -159,6 +162,12 @@ def run_experiment(spec_path: str | Path, out: str | Path | None = None, executo
     jobs = select(every, only) if only else every
     part = f" ({len(jobs)} of {len(every)} selected by --only {' '.join(only)})" if only else ""
     log(f"experiment {spec.name}: {len(every)} runs -> {out}{part}")
+    if device is not None:  # --device: every run's train.device (checked here, once, not in each run)
+        from ..devices import resolve_device
+
+        resolve_device(device, "--device")
+        jobs = [dataclasses.replace(j, cfg=config_mod.apply_overrides(j.cfg, [f"--train.device={device}"]))
+                for j in jobs]
     pending = [(j, out / "runs" / j.run) for j in jobs]
     for i, row in enumerate(EXECUTORS.get(executor)(**(executor_options or {})).map(run_job, pending), 1):
         log(f"[{i}/{len(jobs)}] {row['run']}: FD {row['fd']:.2f} ({row['backbone']}), KID {row['kid']:.4f}, "

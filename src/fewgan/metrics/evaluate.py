@@ -37,6 +37,7 @@ from ..data import ImageData
 from ..images import save_grid
 from .bootstrap import bootstrap_fd_ci, bootstrap_kid_ci
 from .fd import fd_from_features
+from ..devices import resolve_device
 from .features import Backbone, extract, get_backbone
 from .isc import inception_score
 from .kid import kid_from_features
@@ -60,6 +61,7 @@ class EvalSettings:
     batch_size: int = 100
     ndb_cells: int = 50  # most k-means cells for NDB (fewer for small sets: ~10 real images per cell)
     backbones: tuple = ()  # extra backbones, metrics suffixed by backbone_suffix(name), e.g. fd_lite2
+    device: str = "cpu"  # where the backbones run: cpu | cuda | cuda:N | mps | auto (fewgan.devices)
 
 
 _SUFFIXES = {"effnet-lite0": "lite0", "efficientnet-lite0": "lite0", "effnet-lite2": "lite2",
@@ -76,21 +78,28 @@ def cache_dir() -> Path:
     return Path(os.environ.get("FEWGAN_CACHE", Path.home() / ".cache" / "fewgan"))
 
 
-_BACKBONES: dict[str, Backbone] = {}
+_BACKBONES: dict[str, Backbone] = {}  # by name (CPU) or name@device
 
 
-def backbone(name: str) -> Backbone:
-    """One backbone instance per process (loading the weights takes a second)."""
-    if name not in _BACKBONES:
-        _BACKBONES[name] = get_backbone(name)
-    return _BACKBONES[name]
+def backbone(name: str, device: str | torch.device = "cpu") -> Backbone:
+    """One backbone instance per (name, device) and process (loading the weights takes a second);
+    built on the CPU, then moved to `device`."""
+    dev = resolve_device(device, "--device")
+    key = name if dev.type == "cpu" else f"{name}@{dev}"
+    if key not in _BACKBONES:
+        _BACKBONES[key] = get_backbone(name).to(dev)
+    return _BACKBONES[key]
 
 
 def real_features(data: ImageData, bb: Backbone, batch_size: int = 100) -> tuple[torch.Tensor, torch.Tensor]:
     """(features, probs) of the real images, from the cache when the same data was seen before."""
     res = data.x.shape[-1]
-    # the tag names the exact computation (e.g. the fused effnet), so a cache is never mixed across them
+    # the tag names the exact computation (e.g. the fused effnet), so a cache is never mixed across them;
+    # features computed on a GPU differ from the CPU's in the last digits: keyed by device type too
     tag = getattr(bb, "cache_tag", bb.name)
+    dev = bb.device.type if isinstance(bb.device, torch.device) else "cpu"
+    if dev != "cpu":  # (CPU files keep their old names)
+        tag = f"{tag}-{dev}"
     path = cache_dir() / "features" / f"{data.fingerprint()[:32]}-{tag}-{res}px.safetensors"
     if path.is_file():
         try:
@@ -169,7 +178,7 @@ def evaluate_images(gen_uint8: torch.Tensor, data: ImageData, s: EvalSettings = 
     save the NN panel. `holdout`: the reals kept out of training, scored against the same
     generated features (see the module docstring); `s.backbones`: further feature spaces."""
     t0 = time.perf_counter()
-    bb = backbone(s.backbone)
+    bb = backbone(s.backbone, s.device)
     f_real, _ = real_features(data, bb, s.batch_size)
     f_gen, p_gen = extract(bb, gen_uint8, s.batch_size)
     rec, mem = metrics_from_features(f_real, f_gen, p_gen, s)
@@ -178,7 +187,7 @@ def evaluate_images(gen_uint8: torch.Tensor, data: ImageData, s: EvalSettings = 
         rec.update(holdout_metrics(f_real, f_hold, f_gen, s))
     extra = [name for name in dict.fromkeys(s.backbones) if backbone_suffix(name) != backbone_suffix(s.backbone)]
     for name in extra:
-        bb2 = backbone(name)
+        bb2 = backbone(name, s.device)
         f_real2, _ = real_features(data, bb2, s.batch_size)
         f_gen2, _ = extract(bb2, gen_uint8, s.batch_size)
         f_hold2 = None if holdout is None else real_features(holdout, bb2, s.batch_size)[0]
@@ -192,14 +201,17 @@ def evaluate_images(gen_uint8: torch.Tensor, data: ImageData, s: EvalSettings = 
     head = {"backbone": bb.name, "resolution": int(gen_uint8.shape[-1]), "n_gen": len(f_gen), "n_real": len(f_real),
             "data": data.source, "data_fingerprint": data.fingerprint()[:16]}
     if extra:
-        head["extra_backbones"] = [backbone(name).name for name in extra]
+        head["extra_backbones"] = [backbone(name, s.device).name for name in extra]
     return {**head, **rec, "time_s": time.perf_counter() - t0}
 
 
-def settings_from_config(cfg, n: int | None = None, backbone_name: str | None = None) -> EvalSettings:
+def settings_from_config(cfg, n: int | None = None, backbone_name: str | None = None,
+                         device: str | torch.device | None = None) -> EvalSettings:
+    """Evaluation settings of a run; the backbones run on `device` (default: the run's train.device)."""
     e = cfg.eval
     return EvalSettings(n=n or e.n, backbone=backbone_name or e.backbone, kid_subset=e.kid_subset, n_boot=e.n_boot,
-                        backbones=tuple(getattr(e, "backbones", ()) or ()))
+                        backbones=tuple(getattr(e, "backbones", ()) or ()),
+                        device=str(device) if device is not None else getattr(cfg.train, "device", "cpu"))
 
 
 def evaluate_generator(pipe, data: ImageData, s: EvalSettings, out_dir: str | Path, step: int,

@@ -193,16 +193,19 @@ def sample(net: GatedPixelCNN, n: int, resolution: int, generator: torch.Generat
     was_training = net.training
     net.eval()
     c = net.channels
-    x = torch.zeros(n, c, resolution, resolution)
+    device = next(net.parameters()).device
+    x = torch.zeros(n, c, resolution, resolution, device=device)
     out = torch.zeros(n, c, resolution, resolution, dtype=torch.uint8)
     try:
         for i in range(resolution):
             for j in range(resolution):
                 for ch in range(c):
                     logits = net(x[:, :, :i + 1])[:, ch, :, i, j].float() / max(temperature, 1e-6)
-                    v = torch.multinomial(torch.softmax(logits, dim=1), 1, generator=generator).squeeze(1)
+                    # drawn on the CPU generator whatever the net's device (the same draws everywhere)
+                    probs = torch.softmax(logits, dim=1).cpu()
+                    v = torch.multinomial(probs, 1, generator=generator).squeeze(1)
                     out[:, ch, i, j] = v.to(torch.uint8)
-                    x[:, ch, i, j] = v.float() / 127.5 - 1.0
+                    x[:, ch, i, j] = (v.float() / 127.5 - 1.0).to(device)
     finally:
         net.train(was_training)
     return out

@@ -632,7 +632,7 @@ class Trainer:
         if self.fixed_y is not None:
             y = torch.arange(self.cfg.eval.n) % self.data.num_classes
         with torch.random.fork_rng():  # evaluation must not shift the training RNG
-            return evaluate_generator(self.variant.sampler(), self.data, settings_from_config(self.cfg),
+            return evaluate_generator(self.variant.sampler(), self.data, settings_from_config(self.cfg, device=self.device),
                                       self.run_dir, self.step, y=y, holdout=self.holdout)
 
     def _tensorboard(self):

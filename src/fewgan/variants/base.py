@@ -84,6 +84,7 @@ class Variant:
         # built on the CPU (the same initialisation everywhere), moved by to(device) afterwards
         self.device = torch.device("cpu")
         self.scalers: dict[str, torch.amp.GradScaler] = {}  # fp16: one loss scaler per optimiser, by name
+        self._amp_skipped: dict = {}  # fp16: steps the scalers skipped this iteration, by optimiser
         self.G_ema: GeneratorPipeline | None = None
         # what D sees (fewgan.augment) and D's logit regularizers (fewgan.regularizers); their
         # state is saved by the loop as reg_state(), beside the variant's own extra_state()
@@ -145,15 +146,22 @@ class Variant:
         Without a scaler it is exactly grad_norm then opt.step(), as before devices existed."""
         opt = self.optimizers()[opt_name]
         scaler = self.scalers.get(opt_name)
-        if scaler is not None:
-            scaler.unscale_(opt)
-        gn = grad_norm_tensor(params) if params is not None else 0.0
-        if scaler is not None:
-            scaler.step(opt)
-            scaler.update()
-        else:
+        if scaler is None:
+            gn = grad_norm_tensor(params) if params is not None else 0.0
             opt.step()
-        return gn
+            return gn
+        scaler.unscale_(opt)
+        # an inf / NaN gradient under fp16 is the scaler's business, not a fault: it skips the step
+        # and halves the scale. Such steps are counted (amp_skipped_<opt>) and their norm reads 0.
+        gn = grad_norm_tensor(list(params) if params is not None else
+                              [p for g in opt.param_groups for p in g["params"]])
+        if torch.is_tensor(gn):
+            bad = ~torch.isfinite(gn)
+            self._amp_skipped[opt_name] = self._amp_skipped.get(opt_name, 0) + bad.to(torch.int64)
+            gn = torch.where(bad, torch.zeros_like(gn), gn)
+        scaler.step(opt)
+        scaler.update()
+        return gn if params is not None else 0.0
 
     def optimize(self, loss: Tensor, opt_name: str, params=None) -> Tensor | float:
         """backward + step: one optimiser update on `loss`; returns the gradient norm of `params`."""
@@ -197,7 +205,13 @@ class Variant:
     def end_iteration(self, step: int, stats: dict[str, float]) -> dict[str, float]:
         """Update state variables after an iteration (k_t, schedules, ...); returns extra stats."""
         self.update_ema()
-        return self.aug.end_iteration(step)  # ADA's / APA's p move here (aug_p, r_t, apa_p)
+        out = self.aug.end_iteration(step)  # ADA's / APA's p move here (aug_p, r_t, apa_p)
+        if self.scalers:  # fp16: each optimiser's loss scale and the steps it skipped this iteration
+            skipped, self._amp_skipped = self._amp_skipped, {}
+            host = devices.to_host({**{f"amp_skipped_{k[4:]}": v for k, v in skipped.items()},
+                                    **{f"amp_scale_{k[4:]}": s.get_scale() for k, s in self.scalers.items()}})
+            out = {**out, **{k: (int(v) if k.startswith("amp_skipped") else v) for k, v in host.items()}}
+        return out
 
     @torch.no_grad()
     def update_ema(self) -> None:
