@@ -186,6 +186,15 @@ def test_controller_state_round_trips_exactly():
     assert c.state_dict() == d.state_dict()
 
 
+def test_controller_counts_images_not_patch_logits():
+    # a D with 4 logits per image (patch maps) moves p as fast as one logit per image
+    a, b = A.AdaptiveP(p=0.0, interval=1, speed_img=16), A.AdaptiveP(p=0.0, interval=1, speed_img=16)
+    a.observe(torch.ones(8))
+    b.observe(torch.ones(32), n_images=8)
+    a.end_iteration(0), b.end_iteration(0)
+    assert a.p == b.p == 0.5 and a.r_t == b.r_t == 1.0
+
+
 def test_apa_mix_replaces_reals_with_detached_fakes():
     real, fake = torch.zeros(1000, 1, 2, 2), torch.ones(1000, 1, 2, 2, requires_grad=True)
     out = A.apa_mix(real, fake, 0.3, gen())

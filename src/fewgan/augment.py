@@ -332,10 +332,17 @@ class AdaptiveP:
     count: int = 0
     r_t: float | None = None  # the last r_t computed
 
-    def observe(self, real_logits: Tensor) -> None:
-        """Feed the real logits of one D pass (per sample, any shape)."""
-        self.sign_sum += float(torch.sign(real_logits.detach().float()).sum())
-        self.count += real_logits.numel()
+    def observe(self, real_logits: Tensor, n_images: int | None = None) -> None:
+        """Feed the real logits of one D pass. `n_images`: how many images they belong to, when a D
+        gives several logits per image (the projected D's patch maps): each image then counts once,
+        with the mean sign of its batch, so `speed_img` keeps meaning images."""
+        signs = torch.sign(real_logits.detach().float())
+        if n_images is None or n_images == signs.numel():
+            self.sign_sum += float(signs.sum())
+            self.count += signs.numel()
+        else:
+            self.sign_sum += float(signs.mean()) * n_images
+            self.count += n_images
 
     def end_iteration(self, step: int) -> None:
         """After iteration `step` (0-based): every `interval` iterations, move p and reset the sums."""
@@ -400,11 +407,11 @@ class Augmenter:
     def __call__(self, x: Tensor, g: torch.Generator) -> Tensor:
         return augment(x, self.ops, self.ada.p, g) if self.ops else x
 
-    def observe(self, real_logits: Tensor) -> None:
+    def observe(self, real_logits: Tensor, n_images: int | None = None) -> None:
         if self.active and self.ada.adaptive:
-            self.ada.observe(real_logits)
+            self.ada.observe(real_logits, n_images)
         if self.apa is not None:
-            self.apa.observe(real_logits)
+            self.apa.observe(real_logits, n_images)
 
     def end_iteration(self, step: int) -> dict[str, float]:
         out: dict[str, float] = {}

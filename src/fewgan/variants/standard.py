@@ -87,7 +87,7 @@ class StandardGAN(Variant):
                 loss = loss + rc.lecam_weight * reg
                 stats["reg_lecam"] = reg.detach()
         gn = self.optimize(loss, "opt_d", self.D.parameters())
-        self.aug.observe(real_heads[0])
+        self.aug.observe(real_heads[0], n_images=len(batch.x))
         self.d_count += 1
         if len(head_losses) > 1:
             stats.update({f"loss_d_{name}": hl.detach() for name, hl in zip(self.HEAD_NAMES, head_losses)})
