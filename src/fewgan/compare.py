@@ -25,7 +25,7 @@ from .report import load_jsonl
 LOWER_IS_BETTER = {"fd": True, "kid": True, "ndb_k": True, "ndb_js": True, "near_copy_fraction": True,
                    "is": False, "precision": False, "recall": False, "density": False, "coverage": False,
                    "sharpness_ratio": None, "spec_low": None, "spec_mid": None, "spec_high": None,
-                   # METHODS §21: held-out reals (fd_floor / kid_floor belong to the data split, the same for
+                   # docs/methods.md §21: held-out reals (fd_floor / kid_floor belong to the data split, the same for
                    # every variant: listed so they can be shown next to fd_holdout, "lower" only by convention)
                    "fd_holdout": True, "kid_holdout": True, "fd_floor": True, "kid_floor": True,
                    # augmentation leaks: the fraction of samples showing an artefact (compare with *_real)

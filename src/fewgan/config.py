@@ -43,12 +43,12 @@ class ModelConfig:
     spectral_norm: bool = False  # spectral normalisation on every D layer (removes BN from D)
     mlp_batchnorm: bool = False  # BN on the MLP generator's hidden layers
     mlp_dropout: float = 0.3  # dropout in the MLP discriminator
-    conditional: bool = False  # class-conditional G and D (METHODS §12); needs labelled data (dcgan only)
+    conditional: bool = False  # class-conditional G and D (docs/methods.md §12); needs labelled data (dcgan only)
     cond_mode: str = "projection"  # how a conditional D uses the label: projection | concat (one-hot input maps)
     cond_embed: int = 128  # size of G's label embedding, concatenated to z
     transition_start: int = 500  # train.variant=transitional: iteration at which conditioning starts to fade in
     transition_end: int = 1000  # ... and at which it is complete (lambda_t = 1); Shahbazi et al. 2022
-    g_norm: str = "batch"  # norm in the DCGAN generator: batch | mixture (MixtureNorm2d after the 4x4 and 8x8 layers, METHODS §14)
+    g_norm: str = "batch"  # norm in the DCGAN generator: batch | mixture (MixtureNorm2d after the 4x4 and 8x8 layers, docs/methods.md §14)
     mixnorm_k: int = 3  # mixture components of MixtureNorm2d (1 = BatchNorm)
     fastgan_sle: bool = True  # model.arch=fastgan: skip-layer excitation gates from low- to high-res maps (false = ablation)
     proj_input: int = 64  # train.variant=projected: side of the backbone's input (multiple of 32); provisional, chosen by benchmark
@@ -58,7 +58,7 @@ class ModelConfig:
 @dataclass(frozen=True)
 class LatentConfig:
     kind: str = "gaussian"  # latent sampler in front of G: gaussian | cft | deligan | uniform
-    fd: int = 1  # CFT: extra dimensions; W maps R^nz -> R^(nz+fd) (METHODS §3)
+    fd: int = 1  # CFT: extra dimensions; W maps R^nz -> R^(nz+fd) (docs/methods.md §3)
     cft_trainable: bool = True  # CFT: train W, b with G (false freezes them at their init)
     mean_rescale: bool = False  # MR: add one mean mu ~ U(mr_low, mr_high) to each latent vector (§4)
     mr_low: float = -1.0
@@ -83,7 +83,7 @@ class LossConfig:
 
 @dataclass(frozen=True)
 class RegConfig:
-    edge_weight: float = 0.0  # weight of the edge loss in G's loss (0 = off; METHODS §5)
+    edge_weight: float = 0.0  # weight of the edge loss in G's loss (0 = off; docs/methods.md §5)
     edge_mode: str = "batch"  # batch: Sobel-edge batch statistics matched; literal: paired pixel MSE of eq. 3
     edge_d_input: bool = False  # D sees cat[x, Sobel edge map of x] (C + 1 channels)
     lecam_weight: float = 0.0  # lambda of LeCam's R_LC in D's loss (0 = off; Tseng et al. 2021)
@@ -177,7 +177,7 @@ class BEGANConfig:
 class BalanceConfig:
     """The adaptive G:D balance controller (train.schedule=autobalance, fewgan.training.balance)."""
 
-    signal: str = "log_ratio"  # log_ratio = log(L_G/L_D) (METHODS §9) | d_real = D's mean sigmoid on real images
+    signal: str = "log_ratio"  # log_ratio = log(L_G/L_D) (docs/methods.md §9) | d_real = D's mean sigmoid on real images
     low: float | None = None  # lower edge of the target band (default -0.5 for log_ratio, 0.6 for d_real)
     high: float | None = None  # upper edge of the target band (default 0.5 for log_ratio, 0.8 for d_real)
     ema: float = 0.9  # decay of the signal's exponential moving average
@@ -207,7 +207,7 @@ class MonitorConfig:
 
 @dataclass(frozen=True)
 class HGANConfig:
-    """HGAN (train.variant=hgan, METHODS §13): a distillation discriminator D_T on a frozen PixelCNN teacher."""
+    """HGAN (train.variant=hgan, docs/methods.md §13): a distillation discriminator D_T on a frozen PixelCNN teacher."""
 
     teacher: str = ""  # teacher file from `fewgan teacher train`; "" = teachers/<data.source stem>.safetensors
     lambda_t: float = 1.0  # weight of the distillation term: G's adversarial loss against D_T

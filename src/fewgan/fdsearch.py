@@ -1,4 +1,4 @@
-"""Automatic choice of CFT's extra dimension FD (Song & Kim's rule, METHODS §3).
+"""Automatic choice of CFT's extra dimension FD (Song & Kim's rule, docs/methods.md §3).
 
 The paper raises FD from 1 "until no instability beyond epoch 30". Made concrete:
 
@@ -165,7 +165,7 @@ def write_report(result: dict, out_dir: Path, command: str, window_start: int, e
     (out_dir / "fdsearch.json").write_text(json.dumps(result, indent=1))
     lines = [f"# FD search: chosen FD = {result['chosen_fd']} ({result['reason']})", "",
              f"Command: `{command}`", "",
-             f"Window W = epochs {window_start}..{epochs}. Criteria: METHODS §3 (see fewgan/fdsearch.py).", "",
+             f"Window W = epochs {window_start}..{epochs}. Criteria: docs/methods.md §3 (see fewgan/fdsearch.py).", "",
              "| FD | seed | L_D (W mean) | L_G (W mean) | min diversity ratio | verdict |", "|---|---|---|---|---|---|"]
     for t in result["tried"]:
         for r in t["runs"]:

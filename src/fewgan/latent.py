@@ -42,7 +42,7 @@ def _gaussian(cfg) -> LatentSampler:
 
 
 class UniformLatent(LatentSampler):
-    """z ~ U(-1, 1)^nz, BEGAN's latent (METHODS §7), passed through unchanged."""
+    """z ~ U(-1, 1)^nz, BEGAN's latent (docs/methods.md §7), passed through unchanged."""
 
     def draw(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         return torch.rand(n, self.nz, generator=generator) * 2 - 1

@@ -1,4 +1,4 @@
-"""Learned and shifted latents of Song & Kim (2023) and DeLiGAN (METHODS §3, §4, §6).
+"""Learned and shifted latents of Song & Kim (2023) and DeLiGAN (docs/methods.md §3, §4, §6).
 
 Pipeline: eps -> {DeLiGAN | CFT} -> MR -> G. Each sampler keeps randomness in `draw`
 (from an explicit generator) and the map in `forward`, so reused or fixed noise stays
@@ -18,7 +18,7 @@ from .latent import LATENTS, LatentSampler
 class CFT(LatentSampler):
     """Common Feature Training: z = W x + b, x ~ N(0, I_n), W in R^{(n+FD) x n} learned with G.
 
-    Init (METHODS §3): top n rows of W = I_n, the FD extra rows ~ N(0, 1/n), b = 0, which
+    Init (docs/methods.md §3): top n rows of W = I_n, the FD extra rows ~ N(0, 1/n), b = 0, which
     keeps unit latent variance. Parameters are created without PyTorch's default init, so
     with FD = 0 no random numbers are consumed and, frozen, CFT is exactly the identity.
     """

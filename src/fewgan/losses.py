@@ -1,8 +1,8 @@
-"""GAN losses as pure functions on discriminator logits, and D's label targets (METHODS §10).
+"""GAN losses as pure functions on discriminator logits, and D's label targets (docs/methods.md §10).
 
 Every D loss has the form  mean_i l(real_i, t_real_i) + mean_i l(fake_i, t_fake_i)  with
 per-sample targets t in [0, 1], so one-sided smoothing and label flipping work with every
-loss. For BCE this is the textbook L_D = BCE(real, 1) + BCE(fake, 0) (METHODS conventions).
+loss. For BCE this is the textbook L_D = BCE(real, 1) + BCE(fake, 0) (docs/methods.md conventions).
 """
 
 from __future__ import annotations

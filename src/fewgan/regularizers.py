@@ -33,7 +33,7 @@ def build_g_regularizers(cfg) -> list[tuple[str, float, Callable[[Tensor, Tensor
     return out
 
 
-# ----------------------------------------------------------------------------- edge loss (METHODS §5)
+# ----------------------------------------------------------------------------- edge loss (docs/methods.md §5)
 
 
 _KX = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])

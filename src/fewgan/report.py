@@ -812,7 +812,7 @@ def _metrics_section(doc: _Doc, files: _Files, metrics: list[dict]) -> None:
         lo, hi = _ci(recs, "fd_ci")
         _band(ax, x, lo, hi, "tab:blue", "CI (fd_ci)" if _has(lo) else None)
         _line(ax, x, y, label="FD", color="tab:blue", marker="o", markersize=3)
-        held, floor = _values(recs, "fd_holdout"), _values(recs, "fd_floor")  # METHODS §21, when evaluated
+        held, floor = _values(recs, "fd_holdout"), _values(recs, "fd_floor")  # docs/methods.md §21, when evaluated
         if _has(held):
             _line(ax, x, held, label="FD vs held-out", color="tab:purple", marker="s", markersize=3, linestyle="--")
         if _has(floor):

@@ -30,7 +30,7 @@ from .executor import EXECUTORS
 from .spec import Job, Spec, load_spec, select
 
 METRICS = ("fd", "kid", "is", "precision", "recall", "density", "coverage", "near_copy_fraction", "ndb_k", "ndb_js")
-# the honest-evaluation checks (METHODS §21), carried when a run's evaluation has them: held-out
+# the honest-evaluation checks (docs/methods.md §21), carried when a run's evaluation has them: held-out
 # FD / KID and the real floor, a second backbone (suffix _lite2 etc.), augmentation leaks
 HOLDOUT_METRICS = ("fd_holdout", "kid_holdout", "fd_floor", "kid_floor", "n_holdout")
 EXTRA_BACKBONE_METRICS = ("fd", "kid", "precision", "recall", "fd_holdout", "kid_holdout", "fd_floor", "kid_floor")
@@ -235,7 +235,7 @@ def _checks_table(summary: list[dict], checks: list[str]) -> list[str]:
     gen_cols = [c for c in checks if not c.endswith("_real")]
     if not gen_cols:
         return []
-    lines = ["Honest checks (METHODS §21): FD / KID vs the held-out reals and the real floor (held-out vs "
+    lines = ["Honest checks (docs/methods.md §21): FD / KID vs the held-out reals and the real floor (held-out vs "
              "train), a second backbone (suffix), and augmentation leaks as generated (real) fractions.", "",
              "| variant | " + " | ".join(gen_cols) + " |", "|---" * (len(gen_cols) + 1) + "|"]
     for s in summary:

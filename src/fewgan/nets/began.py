@@ -1,4 +1,4 @@
-"""BEGAN networks (METHODS §7) with Yin et al.'s skip connections (METHODS §8).
+"""BEGAN networks (docs/methods.md §7) with Yin et al.'s skip connections (docs/methods.md §8).
 
 D is an auto-encoder, encoder -> bottleneck h -> decoder; G has the decoder's architecture
 with its own weights. Everything is 3x3 convolutions + ELU, two per block; the encoder

@@ -1,4 +1,4 @@
-"""Class-conditional DCGAN (METHODS §12): a label-embedding generator and a projection
+"""Class-conditional DCGAN (docs/methods.md §12): a label-embedding generator and a projection
 (or concatenation) discriminator.
 
 G: cat[z, Emb_G(y)] feeds the first ConvT, so G64 takes nz + 128 inputs.
@@ -69,7 +69,7 @@ class ConditionalDCGANDiscriminator(nn.Module):
     def __init__(self, num_classes: int, channels: int = 3, resolution: int = 32, width: int = 64,
                  spectral_norm: bool = False, mode: str = "projection"):
         """num_classes: K labels; channels, resolution, width: as DCGANDiscriminator;
-        spectral_norm: SN on every layer incl. the projection embedding (METHODS §11);
+        spectral_norm: SN on every layer incl. the projection embedding (docs/methods.md §11);
         mode: projection (sum-pooled features . Emb_D(y)) | concat (one-hot maps as input channels)."""
         super().__init__()
         if mode not in COND_MODES:

@@ -1,4 +1,4 @@
-"""DCGAN generator and discriminator (METHODS §1) for any power-of-two resolution >= 8.
+"""DCGAN generator and discriminator (docs/methods.md §1) for any power-of-two resolution >= 8.
 
 G: ConvT(nz -> g*2^(n-1), 4, 1, 0) to 4x4, then n stride-2 ConvT(4, 2, 1) stages halving the
 channels, each hidden layer followed by BN + ReLU, Tanh output. D mirrors it: stride-2
@@ -43,7 +43,7 @@ class DCGANGenerator(nn.Module):
 
 class DCGANDiscriminator(nn.Module):
     def __init__(self, channels: int = 3, resolution: int = 32, width: int = 64, spectral_norm: bool = False):
-        """width: base channels (ndf); spectral_norm: SN on every layer and no BN (METHODS §11)."""
+        """width: base channels (ndf); spectral_norm: SN on every layer and no BN (docs/methods.md §11)."""
         super().__init__()
         n = num_up_stages(resolution)
         ch = width

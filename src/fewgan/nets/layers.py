@@ -8,7 +8,7 @@ from torch.nn.utils.parametrizations import spectral_norm as _sn
 
 
 def maybe_sn(module: nn.Module, enabled: bool) -> nn.Module:
-    """Spectral normalisation (METHODS §11): W / sigma(W), one power iteration per training forward."""
+    """Spectral normalisation (docs/methods.md §11): W / sigma(W), one power iteration per training forward."""
     return _sn(module) if enabled else module
 
 

@@ -1,4 +1,4 @@
-"""Mixture Normalisation (Kalayeh & Shah, arXiv 1806.02892; METHODS §14).
+"""Mixture Normalisation (Kalayeh & Shah, arXiv 1806.02892; docs/methods.md §14).
 
 Batch normalisation assumes one Gaussian per channel; Mixture Normalisation fits a small
 Gaussian mixture to the activations and normalises each sample with the statistics of
@@ -16,7 +16,7 @@ x_j in R^C, j over B*H*W):
 3. x_hat_j = sum_k tau_jk / sqrt(lambda_k) * (x_j - m_k) / sqrt(v_k + eps), then
    y = gamma * x_hat + beta per channel.
 
-The 1/sqrt(lambda_k) factor is the one in METHODS §14 (recalled from the paper, whose
+The 1/sqrt(lambda_k) factor is the one in docs/methods.md §14 (recalled from the paper, whose
 equations we could not read: docs/hgan-sources.md); `prior_scale=False` drops it.
 Eval mode uses exponential moving averages (momentum 0.1, like BN) of the GMM and of
 m_k, v_k (unbiased, like BN's running_var), lambda_k.
@@ -171,7 +171,7 @@ class MixtureNorm2d(nn.Module):
 def generator_norm(kind: str, k: int = 3, max_size: int = 8) -> Callable[[int, int], nn.Module] | None:
     """The DCGAN generator's norm factory for model.g_norm: None (BatchNorm everywhere) or a
     function (channels, spatial size) -> layer that puts MixtureNorm2d on maps up to max_size
-    (METHODS §14: the BN after G's 4x4 and 8x8 layers) and BatchNorm2d elsewhere."""
+    (docs/methods.md §14: the BN after G's 4x4 and 8x8 layers) and BatchNorm2d elsewhere."""
     if kind == "batch":
         return None
     if kind != "mixture":

@@ -1,4 +1,4 @@
-"""MLP GAN (METHODS §2): the weakest baseline of the dog-image study.
+"""MLP GAN (docs/methods.md §2): the weakest baseline of the dog-image study.
 
 G: z -> 256 -> 512 -> 1024 -> C*H*W, LeakyReLU(0.2) (optional BN on hidden layers), Tanh.
 D: C*H*W -> 1024 -> 512 -> 256 -> 1, LeakyReLU(0.2), Dropout(0.3). `width` scales the

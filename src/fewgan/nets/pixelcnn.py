@@ -1,5 +1,5 @@
 """Gated PixelCNN (van den Oord et al. 2016, "Conditional Image Generation with PixelCNN
-Decoders"): the autoregressive teacher of HGAN (METHODS §13).
+Decoders"): the autoregressive teacher of HGAN (docs/methods.md §13).
 
 p(x) = prod over sub-pixels in raster order (row, column, then R, G, B) of a 256-way
 softmax. Causality is enforced by two stacks, which together have no blind spot:

@@ -1,4 +1,4 @@
-"""Projected GAN's discriminator (Sauer et al. 2021; METHODS §20): D on frozen pretrained features.
+"""Projected GAN's discriminator (Sauer et al. 2021; docs/methods.md §20): D on frozen pretrained features.
 
 Follows the authors' code (autonomousvision/projected-gan, pg_modules/projector.py, blocks.py,
 discriminator.py) with their default configuration (proj_type 2, expand, cout 64, four heads):
@@ -54,7 +54,7 @@ from torch import Tensor, nn
 from ..metrics.features import EffNetLite0Backbone
 from .layers import maybe_sn
 
-TAP_CHANNELS = (24, 40, 112, 320)  # EfficientNet-Lite0 at /4, /8, /16, /32 (METHODS §20)
+TAP_CHANNELS = (24, 40, 112, 320)  # EfficientNet-Lite0 at /4, /8, /16, /32 (docs/methods.md §20)
 
 # [-1, 1] -> (p - mean) / std with p = (x + 1) * 127.5 on the 0..255 scale, mean/std of the metric backbone
 _SCALE = 127.5 / EffNetLite0Backbone.std  # 0.99609375

@@ -1,6 +1,6 @@
 """The adaptive balance controller (`train.schedule: autobalance`, settings in `balance.*`).
 
-Weaver (METHODS §9) fixes the number of G updates per D update (g_advantage) for a whole
+Weaver (docs/methods.md §9) fixes the number of G updates per D update (g_advantage) for a whole
 run and finds that more G updates bring log(L_G/L_D) towards 0, with diminishing returns
 and a cost that grows with the ratio. Instead of choosing one ratio in advance, this
 schedule adjusts it online: it keeps an EMA of a balance signal and, every `balance.every`

@@ -1,7 +1,7 @@
 """The training loop: batches and noise in, variant steps, stats / grids / checkpoints out.
 
 One iteration = `d_steps` D updates (each on a fresh real batch) then `g_steps` G updates
-(the g_advantage ratio, METHODS §9), then the variant's `end_iteration`. All randomness of
+(the g_advantage ratio, docs/methods.md §9), then the variant's `end_iteration`. All randomness of
 iteration k comes from generators seeded by (seed, k), and the data order of epoch e from
 (seed, e); only the global torch RNG (dropout) is carried in the checkpoint. Resuming
 from the checkpoint of step k therefore continues exactly as the uninterrupted run would.

@@ -1,4 +1,4 @@
-"""How many D and G updates each iteration gets (the G:D ratio, METHODS §9).
+"""How many D and G updates each iteration gets (the G:D ratio, docs/methods.md §9).
 
 The loop asks `counts(step)` before an iteration and reports the iteration's stats to
 `update(step, stats)` afterwards, which returns what the schedule decided (logged in

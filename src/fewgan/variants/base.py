@@ -229,7 +229,7 @@ class Variant:
         `adversarial` maps G's images to its adversarial loss. D is frozen meanwhile: G's loss
         needs gradients w.r.t. D's input only, so D's weight gradients are never computed.
         Returns (stats, the adversarial term) with loss_g = that term alone, so that
-        log(L_G/L_D) keeps its meaning (METHODS §9) whatever regularizers are on.
+        log(L_G/L_D) keeps its meaning (docs/methods.md §9) whatever regularizers are on.
         """
         self.opt_g.zero_grad(set_to_none=True)
         stats = {}

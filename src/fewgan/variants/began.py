@@ -1,4 +1,4 @@
-"""BEGAN (METHODS §7) and Yin et al.'s improved BEGAN (METHODS §8) behind the Variant seam.
+"""BEGAN (docs/methods.md §7) and Yin et al.'s improved BEGAN (docs/methods.md §8) behind the Variant seam.
 
 D is an auto-encoder (fewgan.nets.began) and L(v) = mean|v - D(v)| its reconstruction loss:
     L_D = L(x) - k_t * L(G(z_D))        L_G = L(G(z_G))
@@ -8,7 +8,7 @@ Improved BEGAN is the same step with skips (`began.skip=add`) and two learning r
 (train.lr_d / train.lr_g); both are configuration, not code.
 
 How one iteration splits over the seam. The loop calls d_step, then g_step, then
-end_iteration, all on the same real batch x. METHODS §7 asks for both losses on the same
+end_iteration, all on the same real batch x. docs/methods.md §7 asks for both losses on the same
 batch, D and G updated, then k updated from detached values:
 - d_step: L(x) and L(G(z_D)) with G under no_grad; step D on L_D with the current k_t.
 - g_step: L(G(z_G)) through the (just updated, frozen) D; step G. z_G is z_D when
@@ -19,7 +19,7 @@ The reference code (carpedm20/BEGAN-tensorflow) computes both gradients before e
 update; here G sees D after D's step, as every other variant does. The two differ by one
 D step at lr 1e-4, and this order keeps any G:D ratio (train.d_steps / g_steps) meaningful.
 
-The learning rates decay (METHODS §8) when the EMA of M_global has not improved by
+The learning rates decay (docs/methods.md §8) when the EMA of M_global has not improved by
 `lr_decay_min_rel` (1 %) over `lr_decay_patience` iterations; see StallDecay.
 """
 

@@ -1,8 +1,8 @@
-"""HGAN (Iranmanesh & Nasrabadi, arXiv 2102.03710; METHODS §13): a GAN whose generator
+"""HGAN (Iranmanesh & Nasrabadi, arXiv 2102.03710; docs/methods.md §13): a GAN whose generator
 also learns, adversarially, from an autoregressive teacher.
 
 The paper's method section was not available to us (docs/hgan-sources.md), so the
-objective below is METHODS §13's reading, not a verified reproduction:
+objective below is docs/methods.md §13's reading, not a verified reproduction:
 
     teacher T      a Gated PixelCNN trained by likelihood (`fewgan teacher train`), frozen;
     D_T            a distillation discriminator on T's last hidden map h_T(.):

@@ -1,4 +1,4 @@
-"""Projected GAN (Sauer et al. 2021; METHODS §20): the standard step against a D on frozen features.
+"""Projected GAN (Sauer et al. 2021; docs/methods.md §20): the standard step against a D on frozen features.
 
 G comes from model.arch (dcgan, or fastgan: FastGAN-lite with skip-layer excitation); D is
 fewgan.nets.projected.ProjectedDiscriminator: a frozen ImageNet EfficientNet-Lite0 trunk (four
