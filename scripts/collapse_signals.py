@@ -2,7 +2,7 @@
 
 Loads each run's latest checkpoint, draws the monitor's `monitor.n` fixed-z samples (the same
 seed the monitor uses during training) and evaluates them with the monitor's own code
-(fewgan.training.collapse.CollapseMonitor.signals): fixed-z pixel diversity, the share of
+(fewgan.training.monitors.collapse.CollapseMonitor.signals): fixed-z pixel diversity, the share of
 near-duplicates (calibrated on real images at the same n) and NDB/K on the small sample.
 Runs without done.json (still training) are skipped unless --unfinished. Prints a markdown table with each run's final FD / IS / NDB JS from its metrics.json beside them.
 
@@ -21,7 +21,7 @@ import torch
 
 from fewgan.data import load_images
 from fewgan.sampling import load_for_sampling
-from fewgan.training.collapse import CollapseMonitor
+from fewgan.training.monitors import CollapseMonitor
 from fewgan.training.loop import fixed_noise_seed
 
 

@@ -21,8 +21,8 @@ from fewgan.metrics.ndb import (assign_cells, js_divergence, kmeans, ndb, ndb_ce
 from fewgan.nets import build_networks
 from fewgan.nets.conditional import ConditionalDCGANDiscriminator, ConditionalDCGANGenerator
 from fewgan.sampling import class_grid, class_index
-from fewgan.training.balance import AutoBalanceSchedule, decide, ema_update, signal_value
-from fewgan.training.collapse import (CollapseMonitor, coefficient_of_variation, duplicate_fraction,
+from fewgan.training.schedules.autobalance import AutoBalanceSchedule, decide, ema_update, signal_value
+from fewgan.training.monitors.collapse import (CollapseMonitor, coefficient_of_variation, duplicate_fraction,
                                      duplicate_threshold, mean_pairwise_distance, nearest_neighbour_distances,
                                      pixel_features)
 from fewgan.training.loop import Trainer

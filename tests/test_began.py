@@ -9,7 +9,7 @@ import torch
 from conftest import tiny_config
 from fewgan import config as config_mod
 from fewgan.experiments.spec import load_spec
-from fewgan.latent import build_latent
+from fewgan.latents import build_latent
 from fewgan.nets.began import BEGANAutoencoder, BEGANDecoder, SkipBlock
 from fewgan.training.loop import Trainer, train
 from fewgan.variants import build_variant

@@ -8,9 +8,9 @@ import torch
 from conftest import tiny_config
 from fewgan import config as config_mod
 from fewgan.fdsearch import Criteria, RunEvidence, instability, search
-from fewgan.latent import build_latent
-from fewgan.latent_maps import CFT, DeLiGANLatent, MeanRescale
-from fewgan.latent import LatentSampler
+from fewgan.latents import build_latent
+from fewgan.latents import CFT, DeLiGANLatent, MeanRescale
+from fewgan.latents import LatentSampler
 from fewgan.regularizers import edge_loss_batch, edge_loss_literal, sobel_edges
 from fewgan.training.loop import Trainer
 

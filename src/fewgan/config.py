@@ -111,7 +111,7 @@ class AugConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     variant: str = "standard"  # GAN family's train-step logic (see fewgan.variants)
-    schedule: str = "fixed"  # how many D / G updates each iteration gets (fewgan.training.schedule)
+    schedule: str = "fixed"  # how many D / G updates each iteration gets (fewgan.training.schedules)
     steps: int = 2000  # iterations; each does d_steps D updates then g_steps G updates
     max_updates: int = 0  # also stop once this many D + G updates are done (0 = no limit): an equal-compute budget
     batch_size: int = 64
@@ -175,7 +175,7 @@ class BEGANConfig:
 
 @dataclass(frozen=True)
 class BalanceConfig:
-    """The adaptive G:D balance controller (train.schedule=autobalance, fewgan.training.balance)."""
+    """The adaptive G:D balance controller (train.schedule=autobalance, fewgan.training.schedules.autobalance)."""
 
     signal: str = "log_ratio"  # log_ratio = log(L_G/L_D) (docs/methods.md §9) | d_real = D's mean sigmoid on real images
     low: float | None = None  # lower edge of the target band (default -0.5 for log_ratio, 0.6 for d_real)
@@ -188,7 +188,7 @@ class BalanceConfig:
 
 @dataclass(frozen=True)
 class MonitorConfig:
-    """The online collapse / instability monitor (log.monitors: [collapse], fewgan.training.collapse)."""
+    """The online collapse / instability monitor (log.monitors: [collapse], fewgan.training.monitors.collapse)."""
 
     every: int = 100  # compute the sample-based signals (diversity, NDB) every N iterations
     warmup: int = 200  # no warnings before this iteration (a fresh G is neither diverse nor stable)

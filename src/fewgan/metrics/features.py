@@ -59,9 +59,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..registry import Registry
+
 __all__ = [
     "Backbone",
     "BackboneUnavailable",
+    "BACKBONES",
     "EffNetLiteBackbone",
     "EffNetLite0Backbone",
     "EffNetLite2Backbone",
@@ -78,6 +81,10 @@ INCEPTION_WEIGHTS_URL = (
     "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/" + INCEPTION_WEIGHTS_FILENAME
 )
 INCEPTION_WEIGHTS_ENV = "FEWGAN_INCEPTION_WEIGHTS"
+
+
+# backbones by name (canonical names and their aliases); get_backbone builds one
+BACKBONES: Registry = Registry("backbone (eval.backbone)")
 
 
 class BackboneUnavailable(RuntimeError):
@@ -248,12 +255,16 @@ class EffNetLiteBackbone(Backbone):
         return feats.float(), logits.float().softmax(dim=1)
 
 
+@BACKBONES.register("effnet-lite0")
+@BACKBONES.register("efficientnet-lite0")
 class EffNetLite0Backbone(EffNetLiteBackbone):
     name = "effnet-lite0"
     variant = LITE_VARIANTS["effnet-lite0"]
     image_size = 224
 
 
+@BACKBONES.register("effnet-lite2")
+@BACKBONES.register("efficientnet-lite2")
 class EffNetLite2Backbone(EffNetLiteBackbone):
     name = "effnet-lite2"
     variant = LITE_VARIANTS["effnet-lite2"]
@@ -289,6 +300,8 @@ def _inception_help(searched: list[Path]) -> str:
     )
 
 
+@BACKBONES.register("inception")
+@BACKBONES.register("inception-v3-compat")
 class InceptionBackbone(Backbone):
     name = "inception"
     feature_dim = 2048
@@ -325,16 +338,6 @@ class InceptionBackbone(Backbone):
         return feats.float(), logits.float().softmax(dim=1)
 
 
-_BACKBONES = {
-    "effnet-lite0": EffNetLite0Backbone,
-    "efficientnet-lite0": EffNetLite0Backbone,
-    "effnet-lite2": EffNetLite2Backbone,
-    "efficientnet-lite2": EffNetLite2Backbone,
-    "inception": InceptionBackbone,
-    "inception-v3-compat": InceptionBackbone,
-}
-
-
 def available_backbones() -> list[str]:
     """Canonical backbone names (availability of optional ones is checked in get_backbone)."""
     return ["effnet-lite0", "effnet-lite2", "inception"]
@@ -346,9 +349,9 @@ def get_backbone(name: str = "effnet-lite0", weights_path: str | None = None) ->
     Raises ``BackboneUnavailable`` with install instructions for a missing optional backbone.
     """
     key = name.lower()
-    if key not in _BACKBONES:
+    if key not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; choose one of {available_backbones()}")
-    return _BACKBONES[key](weights_path=weights_path)
+    return BACKBONES.get(key)(weights_path=weights_path)
 
 
 @torch.no_grad()

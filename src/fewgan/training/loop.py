@@ -35,7 +35,7 @@ from ..sampling import class_grid, generate
 from ..variants import Batch, build_variant
 from . import checkpoint
 from .monitors import build_monitors
-from .schedule import build_schedule
+from .schedules import build_schedule
 
 _MIX = 0x9E3779B97F4A7C15
 

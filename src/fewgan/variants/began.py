@@ -32,7 +32,7 @@ from torch import Tensor
 
 from ..augment import apa_swap
 from ..devices import to_host
-from ..latent import build_latent, latent_out_features
+from ..latents import build_latent, latent_out_features
 from ..nets import build_networks
 from ..regularizers import build_g_regularizers
 from .base import VARIANTS, Batch, GeneratorPipeline, Variant

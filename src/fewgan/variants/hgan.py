@@ -30,36 +30,13 @@ from torch import Tensor, nn
 from .. import losses
 from ..data import load_images, to_float
 from ..devices import to_host
-from ..nets.layers import maybe_sn
+from ..nets.distill import DistillationDiscriminator
 from ..nets.pixelcnn import nll_discrete, nll_soft
 from ..teacher import default_teacher_path, load_teacher
 from .base import VARIANTS, Batch
 from .standard import StandardGAN
 
 DT_INPUTS = ("hidden", "samples")
-
-
-class DistillationDiscriminator(nn.Module):
-    """D_T: three stride-2 SN convs (w, 2w, 4w; LeakyReLU 0.2), then an SN conv over the
-    remaining resolution/8 map to one logit."""
-
-    def __init__(self, in_channels: int, resolution: int, width: int = 64):
-        """in_channels: channels of the map it reads (teacher hidden or image); resolution: its size
-        (a multiple of 8); width: channels of the first conv."""
-        super().__init__()
-        if resolution % 8 or resolution < 8:
-            raise ValueError(f"D_T needs a resolution that is a multiple of 8, got {resolution}")
-        layers: list[nn.Module] = []
-        ch = in_channels
-        for i in range(3):
-            out = width * 2 ** i
-            layers += [maybe_sn(nn.Conv2d(ch, out, 4, 2, 1), True), nn.LeakyReLU(0.2, True)]
-            ch = out
-        self.features = nn.Sequential(*layers)
-        self.head = maybe_sn(nn.Conv2d(ch, 1, resolution // 8, 1, 0), True)
-
-    def forward(self, h: Tensor) -> Tensor:
-        return self.head(self.features(h)).flatten()
 
 
 @VARIANTS.register("hgan")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from ..latent import build_latent, latent_out_features
+from ..latents import build_latent, latent_out_features
 from ..nets import build_networks
 from ..nets.projected import ProjectedDiscriminator
 from ..regularizers import build_g_regularizers

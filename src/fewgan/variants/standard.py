@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 
 from .. import losses
-from ..latent import build_latent, latent_out_features
+from ..latents import build_latent, latent_out_features
 from ..nets import build_networks
 from ..augment import apa_swap
 from ..regularizers import build_g_regularizers, lecam_loss, r1_penalty, sobel_edges

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 
-from .schedule import SCHEDULES, Schedule
+from .base import SCHEDULES, Schedule
 
 SIGNALS = ("log_ratio", "d_real")
 DEFAULT_BANDS = {"log_ratio": (-0.5, 0.5), "d_real": (0.6, 0.8)}

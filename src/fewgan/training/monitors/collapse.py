@@ -37,9 +37,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..data import to_float
-from ..metrics.ndb import kmeans, ndb
-from .monitors import MONITORS, Monitor
+from ...data import to_float
+from ...metrics.ndb import kmeans, ndb
+from .base import MONITORS, Monitor
 
 _WINDOW_KEYS = ("d_real", "d_fake", "loss_d", "loss_g")
 
@@ -141,7 +141,7 @@ class CollapseMonitor(Monitor):
         return self._ref
 
     def _samples(self, trainer) -> torch.Tensor:
-        from ..sampling import generate
+        from ...sampling import generate
 
         pipe = trainer.variant.sampler()
         y = None

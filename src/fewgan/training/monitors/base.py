@@ -2,13 +2,14 @@
 
 A monitor is called after every iteration with the trainer and the iteration's stats and
 returns extra stats to log; a list under the key "warnings" is shown in the progress
-display and collected by the report. Monitors are registered by name and enabled with
-`log.monitors: [name, ...]`. Their state is JSON and travels in checkpoints.
+display and collected by the report. Monitors are registered by name (a new file plus one
+import line in __init__.py) and enabled with `log.monitors: [name, ...]`. Their state is JSON
+and travels in checkpoints.
 """
 
 from __future__ import annotations
 
-from ..registry import Registry
+from ...registry import Registry
 
 MONITORS: Registry = Registry("monitor (log.monitors)")
 
@@ -22,11 +23,3 @@ class Monitor:
 
     def load_state_dict(self, state: dict) -> None:
         pass
-
-
-def build_monitors(cfg) -> list[Monitor]:
-    return [MONITORS.get(name)(cfg) for name in cfg.log.monitors]
-
-
-# monitors living in their own files register themselves on import (after MONITORS exists)
-from . import collapse  # noqa: E402,F401  ("collapse")
