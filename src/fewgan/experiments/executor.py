@@ -52,22 +52,27 @@ def _run_name(job) -> str:
     return getattr(j, "run", str(j))
 
 
-def with_threads(job, threads: int):
-    """The job with train.threads set to its CPU share (a Job's config is a frozen dataclass)."""
+def with_resources(job, threads: int, gpus: float):
+    """The job with train.threads set to its CPU share and, where its device is `auto`, the device
+    following its GPU share: cuda when it holds (part of) a GPU, cpu when it holds none (so a job
+    without a GPU never lands on one by accident). A Job's config is a frozen dataclass."""
     j, run_dir = job
-    cfg = j.cfg
-    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, threads=threads))
+    t = j.cfg.train
+    changes = {"threads": threads}
+    if getattr(t, "device", "auto") == "auto":
+        changes["device"] = "cuda" if gpus > 0 else "cpu"
+    cfg = dataclasses.replace(j.cfg, train=dataclasses.replace(t, **changes))
     return dataclasses.replace(j, cfg=cfg), run_dir
 
 
-def _remote_call(fn: Callable, job, threads: int):
+def _remote_call(fn: Callable, job, threads: int, gpus: float = 0.0):
     """What each Ray task runs: the job with its thread count, errors of its own returned as data
     (so Ray does not retry them) and worker deaths left to Ray (which retries those)."""
     import torch
 
     torch.set_num_threads(threads)
     try:
-        return "ok", fn(with_threads(job, threads))
+        return "ok", fn(with_resources(job, threads, gpus))
     except KeyboardInterrupt:
         raise
     except Exception as e:  # the job's own error: report, never retry
@@ -142,7 +147,7 @@ class RayExecutor:
         task = ray.remote(num_cpus=self.cpus, num_gpus=self.gpus, max_retries=self.retries,
                           retry_exceptions=False)(_remote_call)
         threads = max(1, int(self.cpus))
-        refs = {task.remote(fn, job, threads): job for job in jobs}
+        refs = {task.remote(fn, job, threads, self.gpus): job for job in jobs}
         failures: list[tuple[str, str]] = []
         try:
             while refs:
