@@ -8,7 +8,6 @@ free-form `--section.key=value` arguments after the named options, e.g.
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import Optional
 
@@ -28,11 +27,6 @@ app.add_typer(teacher_app, name="teacher")
 console = Console(stderr=True, soft_wrap=True)  # soft wrap: paths in errors stay whole
 
 _EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
-# what may change when a run is resumed without breaking exact continuation (what to do on a
-# NaN only matters once one happens, so a run stopped by one can be resumed with a rollback)
-# (train.device may change too: a run moves between machines; bit-exact only on the same device)
-_RESUME_MUTABLE = ("train.steps", "train.max_updates", "train.on_nonfinite", "train.rollback_lr",
-                   "train.max_rollbacks", "train.device", "log.")
 _DEVICE_HELP = ("Where to compute: auto (cuda, then mps, then cpu) | cpu | cuda | cuda:N | mps "
                 "(README \"Devices and precision\").")
 # exit codes (README "What survives a fault"): 2 bad input, 3 stopped on a NaN / inf,
@@ -60,11 +54,10 @@ def _write_failed(e: OSError, run: Optional[Path] = None) -> None:
 
 
 def _build_config(preset: str, config_file: Optional[Path], overrides: list[str], **direct) -> config_mod.Config:
-    cfg = config_mod.load_preset(str(config_file)) if config_file else config_mod.load_preset(preset)
-    if config_file:
-        cfg = config_mod.replace(cfg, preset=cfg.preset or config_file.stem)
+    from .api import build_config
+
     extra = [f"--{k}={v}" for k, v in direct.items() if v is not None]
-    return config_mod.apply_overrides(cfg, extra + overrides)
+    return build_config(preset, extra + overrides, config_file=config_file)
 
 
 @app.command(context_settings=_EXTRA)
@@ -85,6 +78,7 @@ def train(
 
     Exit codes: 0 done, 2 bad input, 3 stopped on a NaN / inf (train.on_nonfinite), 74 a file could
     not be written, 130 / 143 interrupted by Ctrl-C / SIGTERM (resumable with --resume)."""
+    from .api import ResumeError, default_run_dir, resume_config
     from .data import DataError
     from .training.checkpoint import CheckpointError
     from .training.loop import NonFiniteError, RunExistsError, Trainer
@@ -94,26 +88,18 @@ def train(
         if resume:
             if out is None:
                 _fail("--resume needs --out RUN_FOLDER")
-            cfg_path = out / "config.yaml"
-            if not cfg_path.is_file():
-                _fail(f"{out}: not a run folder (no config.yaml) — nothing to resume")
             direct = {"train.steps": steps, "train.device": device}
-            changes = [o for o in [f"--{k}={v}" for k, v in direct.items() if v is not None] + overrides]
-            for o in changes:
-                key = o[2:].split("=", 1)[0]
-                if not key.startswith(_RESUME_MUTABLE):
-                    _fail(f"cannot change {key} when resuming (only train.steps, train.max_updates, "
-                          "train.on_nonfinite, train.rollback_lr, train.max_rollbacks, train.device and log.* "
-                          "may change); "
-                          "start a new run instead")
-            base = config_mod.from_dict(config_mod.load_yaml(cfg_path), where=str(cfg_path))
-            cfg = config_mod.apply_overrides(base, changes)
+            changes = [f"--{k}={v}" for k, v in direct.items() if v is not None] + overrides
+            try:
+                cfg = resume_config(out, changes)  # the policy: which keys may change (api.RESUME_MUTABLE)
+            except ResumeError as e:
+                _fail(str(e))
         else:
             cfg = _build_config(preset, config_file, overrides, **{
                 "data.source": data, "train.steps": steps, "data.resolution": resolution, "train.seed": seed,
                 "train.device": device})
             if out is None:
-                out = Path("runs") / f"{cfg.preset or 'run'}-{time.strftime('%Y%m%d-%H%M%S')}"
+                out = default_run_dir(cfg)
         console.print(f"run folder: [bold]{out}[/]  preset: {cfg.preset}  data: {cfg.data.source} "
                       f"@ {cfg.data.resolution}px  steps: {cfg.train.steps}")
         trainer = Trainer(cfg, out, resume=resume)
@@ -200,7 +186,10 @@ def eval_cmd(
                                                  "precision, recall get a suffix (fd_lite2). Default: the run's "
                                                  "eval.backbones."),
     n_boot: int = typer.Option(50, "--n-boot", help="Bootstrap resamples for the FD / KID intervals (0 = none)."),
-    resolution: Optional[int] = typer.Option(None, "--resolution", "-r", help="Resolution for data-source targets."),
+    resolution: Optional[int] = typer.Option(None, "--resolution", "-r", help="Resolution for data-source targets "
+                                             "(default 32)."),
+    channels: Optional[int] = typer.Option(None, "--channels", help="Channels for data-source targets: 3 RGB "
+                                           "(default) | 1 grey."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where metrics.json goes (default: the run folder)."),
     device: str = typer.Option("auto", "--device", help=_DEVICE_HELP + " The generator and the feature backbone "
                                "run there."),
@@ -211,43 +200,21 @@ def eval_cmd(
     held-out part (fd_holdout, kid_holdout, next to the real floor fd_floor), unless --data is given."""
     import json
 
-    from .data import DataError, load_images, split_holdout
+    from .api import evaluate_target, is_run_target
+    from .data import DataError
     from .metrics import BackboneUnavailable
-    from .metrics.evaluate import EvalSettings, evaluate_generator, evaluate_images
-    from .sampling import load_for_sampling
-    from .training.checkpoint import CheckpointError, atomic_write
+    from .training.checkpoint import CheckpointError
 
-    tpath = Path(target)
-    is_run = (tpath.is_dir() and (tpath / "config.yaml").is_file()) or tpath.suffix == ".safetensors"
+    is_run = is_run_target(target)
     extra = tuple(b.strip() for b in backbones.split(",") if b.strip()) if backbones is not None else None
+    if not is_run and data is None:
+        _fail("evaluating a data source as if generated needs --data REAL_SOURCE")
     try:
-        if is_run:
-            run = load_for_sampling(tpath, device)
-            cfg = run.cfg
-            real = load_images(data or cfg.data.source, cfg.data.resolution, cfg.data.channels,
-                               skip_bad=cfg.data.skip_bad)
-            held = None
-            if data is None and getattr(cfg.data, "holdout", 0.0):  # the run trained on the train part only
-                real, held = split_holdout(real, cfg.data.holdout, cfg.data.holdout_seed)
-            out_dir = out or run.path.parent.parent
-            s = EvalSettings(n=n, backbone=backbone, kid_subset=cfg.eval.kid_subset, n_boot=n_boot, device=device,
-                             backbones=extra if extra is not None else tuple(getattr(cfg.eval, "backbones", ()) or ()))
-            pipe = run.variant.sampler()
-            y = torch_arange_labels(n, run.meta.get("num_classes", 0)) if pipe.conditional else None
-            rec = evaluate_generator(pipe, real, s, out_dir, int(run.meta["step"]), y=y, holdout=held)
-        else:
-            if data is None:
-                _fail("evaluating a data source as if generated needs --data REAL_SOURCE")
-            res = resolution or 32
-            fake = load_images(target, res, 3)
-            real = load_images(data, res, 3)
-            out_dir = out or Path("eval") / Path(target).stem
-            s = EvalSettings(n=len(fake), backbone=backbone, n_boot=n_boot, backbones=extra or (), device=device)
-            rec = {"step": None, "generated": target,
-                   **evaluate_images(fake.x, real, s, panel_path=out_dir / "eval" / "nearest_neighbours.png")}
-            atomic_write(out_dir / "metrics.json", lambda p: p.write_text(json.dumps(rec, indent=1)))
+        res = evaluate_target(target, data=data, n=n, backbone=backbone, backbones=extra, n_boot=n_boot,
+                              resolution=resolution, channels=channels, out=out, device=device)
     except (CheckpointError, DataError, config_mod.ConfigError, BackboneUnavailable, ValueError) as e:
         _fail(str(e))
+    rec, out_dir = res.rec, res.out_dir
     t = Table(title=f"{target} @ step {rec['step']}: {rec['n_gen']} generated vs {rec['n_real']} real, "
                     f"{rec['resolution']}px, backbone {rec['backbone']}")
     t.add_column("metric")
