@@ -110,3 +110,27 @@ def test_evaluate_target_data_source_at_given_resolution_and_channels(tiny_npz, 
     assert (tmp_path / "copies" / "metrics.json").is_file()
     with pytest.raises(ValueError, match="needs real data"):
         api.evaluate_target(tiny_npz)
+
+
+def test_the_readme_example_runs(tiny_npz, tmp_path, monkeypatch, fake_backbone):
+    """README "Python API", run as written but on tiny data, tiny nets, 1/100 of the steps and a stand-in backbone."""
+    from pathlib import Path
+
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    block = text.split("## Python API", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    real_train, real_evaluate = api.train, api.evaluate
+
+    def small_train(preset="dcgan", data=None, out=None, resume=False, **kw):
+        kw["train__steps"] = max(1, kw.get("train__steps", 100) // 100)
+        if resume:
+            return real_train(preset, out=out, resume=True, **kw)
+        return real_train(preset, data=tiny_npz, out=out, **{**kw, **SMALL})
+
+    monkeypatch.setattr(fewgan, "train", small_train)
+    monkeypatch.setattr(fewgan, "evaluate", lambda run, n=1000, **kw: real_evaluate(run, n=24, backbone="fake",
+                                                                                   n_boot=0, **kw))
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(block, "README.md", "exec"), scope)
+    assert scope["images"].shape == (16, 3, 16, 16) and "fd" in scope["m"]
+    assert fewgan.load(tmp_path / "runs" / "demo").step == 4
