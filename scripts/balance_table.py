@@ -12,12 +12,12 @@ the collapse monitor's near-duplicate share at its last check. Reads only what t
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 from pathlib import Path
 
 from fewgan.experiments.runner import train_seconds
-from fewgan.report import epoch_log_ratio, load_jsonl
+from fewgan import runs
+from fewgan.report import epoch_log_ratio
 
 
 def _pm(vals: list[float], digits: int) -> str:
@@ -29,10 +29,10 @@ def _pm(vals: list[float], digits: int) -> str:
 
 
 def run_row(run: Path, tail: int) -> dict:
-    done = json.loads((run / "done.json").read_text())
-    stats = load_jsonl(run / "stats.jsonl")
+    done = runs.read_done(run)
+    stats = runs.read_stats(run)
     ratios = [r for _, r in epoch_log_ratio(stats)]
-    metrics = [m for m in load_jsonl(run / "metrics.jsonl") if m.get("fd") is not None]
+    metrics = [m for m in runs.read_metrics(run) if m.get("fd") is not None]
     dups = [r["mon_duplicates"] for r in stats if r.get("mon_duplicates") is not None]
     g_counts = [r.get("g_updates") for r in stats if r.get("g_updates") is not None]
     return {

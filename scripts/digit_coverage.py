@@ -23,7 +23,7 @@ import torch
 
 from fewgan.data import load_images
 from fewgan.metrics.digits import coverage, load_digit_classifier, train_digit_classifier
-from fewgan.report import natural_key
+from fewgan import runs
 from fewgan.sampling import generate, load_for_sampling
 from fewgan.training.checkpoint import atomic_write
 
@@ -57,7 +57,7 @@ def main() -> None:
     real = load_images(args.source, 32, 1)
     ref = coverage(net, real.x)
     rows = [{"variant": "real images", "run": args.source, "seed": "", **ref}]
-    done = sorted(args.experiment.glob("runs/*/done.json"), key=lambda p: natural_key(p.parent.name))
+    done = [runs.done_path(r) for r in runs.finished_runs(args.experiment)]
     for p in done:
         d = json.loads(p.read_text())
         if d["data"] != args.data:

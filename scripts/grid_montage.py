@@ -11,7 +11,6 @@ name). Used for Weaver's "after 100 / after 400 iterations" figures:
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import matplotlib
@@ -20,13 +19,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from fewgan.report import natural_key  # noqa: E402
+from fewgan import runs as runs_mod  # noqa: E402
+from fewgan.runs import natural_key  # noqa: E402
 
 
 def _label(run: Path) -> str:
-    done = run / "done.json"
-    if done.is_file():
-        d = json.loads(done.read_text())
+    if runs_mod.is_done(run):
+        d = runs_mod.read_done(run)
         return f"{d['variant']}\nseed {d['seed']}"
     return run.name
 
@@ -45,7 +44,7 @@ def main() -> None:
     for i, run in enumerate(runs):
         for j, step in enumerate(args.steps):
             ax = axes[i, j]
-            p = run / "samples" / f"step_{step:08d}.png"
+            p = runs_mod.samples_dir(run) / f"step_{step:08d}.png"
             if not p.is_file():
                 raise SystemExit(f"{p}: no grid for step {step} (log.sample_every must divide it)")
             ax.imshow(Image.open(p).convert("RGB"))

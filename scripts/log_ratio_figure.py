@@ -20,18 +20,19 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import yaml  # noqa: E402
 
-from fewgan.report import epoch_log_ratio, load_jsonl, natural_key  # noqa: E402
+from fewgan import runs as runs_mod  # noqa: E402
+from fewgan.report import epoch_log_ratio  # noqa: E402
+from fewgan.runs import natural_key  # noqa: E402
 
 
 def _stats(run: Path) -> list[dict]:
-    for name in ("stats.jsonl", "stats.jsonl.gz"):
-        if (run / name).is_file():
-            return load_jsonl(run / name)
+    if (run / runs_mod.STATS).is_file() or (run / runs_mod.STATS_GZ).is_file():
+        return runs_mod.read_stats(run)
     raise SystemExit(f"{run}: no stats.jsonl or stats.jsonl.gz (is it a run folder?)")
 
 
 def _label(run: Path) -> tuple[int, str]:
-    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    cfg = yaml.safe_load(runs_mod.config_path(run).read_text())
     g = int(cfg["train"]["g_steps"])
     return g, f"G:D = {g}:1, seed {cfg['train']['seed']}"
 

@@ -17,14 +17,14 @@ import csv
 import statistics
 from pathlib import Path
 
-from fewgan.report import load_jsonl
+from fewgan import runs
 
 
 def run_numbers(run_dir: Path, tail: int) -> dict:
     """FD curve, its mean absolute step, and tail means of M_global, k_t and L(G)/L(x)."""
-    metrics = [m for m in load_jsonl(run_dir / "metrics.jsonl") if m.get("fd") is not None]
+    metrics = [m for m in runs.read_metrics(run_dir) if m.get("fd") is not None]
     fds = [(int(m["step"]), float(m["fd"])) for m in metrics]
-    steps = [r for r in load_jsonl(run_dir / "stats.jsonl") if "m_global" in r][-tail:]
+    steps = [r for r in runs.read_stats(run_dir) if "m_global" in r][-tail:]
     if not fds or not steps:
         raise SystemExit(f"{run_dir}: no FD evaluations or no BEGAN stats (m_global) to summarise")
     deltas = [abs(b - a) for (_, a), (_, b) in zip(fds, fds[1:])]

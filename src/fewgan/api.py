@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from . import config as config_mod
+from . import runs
 
 __all__ = ["train", "load", "sample", "evaluate", "Generator", "RESUME_MUTABLE", "ResumeError",
            "apply", "build_config", "resume_config", "default_run_dir", "is_run_target", "evaluate_target", "EvalOutcome"]
@@ -96,7 +97,7 @@ def resume_config(run_dir: str | Path, overrides=None) -> config_mod.Config:
     """The config a resumed run continues with: its config.yaml plus the overrides, which may only
     touch the keys in RESUME_MUTABLE (anything else would break exact continuation)."""
     run_dir = Path(run_dir)
-    cfg_path = run_dir / "config.yaml"
+    cfg_path = runs.config_path(run_dir)
     if not cfg_path.is_file():
         raise ResumeError(f"{run_dir}: not a run folder (no config.yaml) — nothing to resume")
     for key in _override_keys(overrides):
@@ -208,7 +209,7 @@ def sample(run: str | Path | Generator, n: int = 64, seed: int = 0, device: str 
 def is_run_target(target: str | Path) -> bool:
     """True for a run folder or a checkpoint file, False for a data source (npz / folder / 'emoji')."""
     t = Path(target)
-    return (t.is_dir() and (t / "config.yaml").is_file()) or t.suffix == ".safetensors"
+    return (t.is_dir() and runs.config_path(t).is_file()) or t.suffix == ".safetensors"
 
 
 @dataclass
@@ -271,8 +272,8 @@ def evaluate_target(target: str | Path, data: str | Path | None = None, n: int =
     out_dir = Path(out) if out else Path("eval") / Path(target).stem
     s = EvalSettings(n=len(fake), backbone=backbone, n_boot=n_boot, backbones=extra or (), device=device)
     rec = {"step": None, "generated": str(target),
-           **evaluate_images(fake.x, real, s, panel_path=out_dir / "eval" / "nearest_neighbours.png")}
-    atomic_write(out_dir / "metrics.json", lambda p: p.write_text(json.dumps(rec, indent=1)))
+           **evaluate_images(fake.x, real, s, panel_path=runs.eval_dir(out_dir) / "nearest_neighbours.png")}
+    atomic_write(runs.metrics_path(out_dir), lambda p: p.write_text(json.dumps(rec, indent=1)))
     return EvalOutcome(rec, out_dir, False)
 
 

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import config as config_mod
+from . import runs
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Train GANs on limited image data and measure how well they work.")
@@ -112,7 +113,7 @@ def train(
         _write_failed(e, out)
     except (config_mod.ConfigError, DataError, CheckpointError, KeyError, ValueError) as e:
         _fail(str(e).strip("'\""))
-    console.print(f"done: step {result.step}; samples in {out / 'samples'}; stats in {out / 'stats.jsonl'}"
+    console.print(f"done: step {result.step}; samples in {runs.samples_dir(out)}; stats in {runs.stats_path(out)}"
                   + (f"; {result.rollbacks} rollback(s) after non-finite values" if result.rollbacks else ""))
     if result.interrupted:
         raise typer.Exit(128 + (result.signal or 2))
@@ -235,7 +236,7 @@ def eval_cmd(
             v = rec[k]
             t.add_row(k, json.dumps([round(x, 4) for x in v]) if isinstance(v, list) else f"{v:.4g}")
     Console().print(t)
-    console.print(f"wrote {out_dir / 'metrics.json'}" + (" and appended to metrics.jsonl" if is_run else ""))
+    console.print(f"wrote {runs.metrics_path(out_dir)}" + (f" and appended to {runs.METRICS_LOG}" if is_run else ""))
 
 
 def torch_arange_labels(n: int, num_classes: int):

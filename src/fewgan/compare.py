@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .experiments.runner import train_seconds
-from .report import load_jsonl
+from . import runs
 
 # which way is better for each metric (True: lower is better; None: closer to 1, as the data, is better)
 LOWER_IS_BETTER = {"fd": True, "kid": True, "ndb_k": True, "ndb_js": True, "near_copy_fraction": True,
@@ -88,7 +88,7 @@ def steps_to_reach(curve: list[tuple[int, float]], target: float) -> int | None:
 
 
 def _fd_curve(run_dir: Path) -> list[tuple[int, float]]:
-    return [(int(m["step"]), float(m["fd"])) for m in load_jsonl(run_dir / "metrics.jsonl")
+    return [(int(m["step"]), float(m["fd"])) for m in runs.read_metrics(run_dir)
             if m.get("fd") is not None and m.get("step") is not None]
 
 
@@ -102,11 +102,11 @@ def _reach_section(data: str, variants: list[str], by: dict, target: float, how:
             continue
         hits = {}
         for seed, r in sorted(by[v].items()):
-            run = r["_exp"] / "runs" / r["run"]
+            run = r["_exp"] / runs.RUNS_DIR / r["run"]
             hits[seed] = steps_to_reach(_fd_curve(run), target)
         reached = {s: st for s, st in hits.items() if st is not None}
         its = mean_std(reached.values()) if reached else (math.nan, math.nan)
-        mins = mean_std((train_seconds(by[v][s]["_exp"] / "runs" / by[v][s]["run"], until_step=st) or math.nan) / 60
+        mins = mean_std((train_seconds(by[v][s]["_exp"] / runs.RUNS_DIR / by[v][s]["run"], until_step=st) or math.nan) / 60
                         for s, st in reached.items()) if reached else (math.nan, math.nan)
         per = ", ".join(f"s{s}: {'–' if st is None else st}" for s, st in hits.items())
         lines.append(f"| {v} | {len(reached)}/{len(hits)} | {_f(its[0], 0)} ± {_f(its[1], 0)} | "
@@ -195,7 +195,7 @@ def compare_experiment(exp: str | Path, baseline: str, metrics=DEFAULT_METRICS, 
                              f"{_f(relative_change(mv, mb), 1)} % | {_f(pm, 1)} ± {_f(ps, 1)} % | {better}/{len(per)} |")
         lines += ["", "| variant | std L_D | std L_G | mean L_D | mean L_G | mean log(L_G/L_D) |", "|---|---|---|---|---|---|"]
         for v in variants:
-            st = [second_half_stability(load_jsonl(r["_exp"] / "runs" / r["run"] / "stats.jsonl"), half)
+            st = [second_half_stability(runs.read_stats(r["_exp"] / runs.RUNS_DIR / r["run"]), half)
                   for r in by[v].values()]
             st = [s for s in st if math.isfinite(s["loss_d_std"])]
             if not st:
@@ -209,7 +209,7 @@ def compare_experiment(exp: str | Path, baseline: str, metrics=DEFAULT_METRICS, 
             if reach == "baseline":
                 target, how = mean_std(val(r, "fd") for r in by[baseline].values())[0], f"{baseline}'s mean final FD"
             elif reach == "baseline-best":  # the Mixture Normalisation paper's "updates to reach BN's best"
-                best = [min((fd for _, fd in _fd_curve(r["_exp"] / "runs" / r["run"]) if math.isfinite(fd)),
+                best = [min((fd for _, fd in _fd_curve(r["_exp"] / runs.RUNS_DIR / r["run"]) if math.isfinite(fd)),
                             default=math.nan) for r in by[baseline].values()]
                 target, how = mean_std(best)[0], f"{baseline}'s mean best FD over training"
             else:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import csv
 import html
-import gzip
 import json
 import math
 import re
@@ -49,9 +48,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
+from . import runs as runs_mod  # noqa: E402
+from .runs import RUN_MARKERS, load_jsonl, natural_key  # noqa: E402,F401  (re-exported: older callers)
+
 __all__ = ["build_report", "load_jsonl", "epoch_log_ratio", "moving_average"]
 
-RUN_MARKERS = ("config.yaml", "stats.jsonl", "metrics.jsonl")
 EXPERIMENT_MARKERS = ("spec.yaml", "results.csv")
 
 # stats keys that have their own plot (or are bookkeeping); any other numeric key is an "other signal"
@@ -98,32 +99,6 @@ def _style_step_axes(ax, ylabel: str) -> None:
     ax.set_ylabel(ylabel)
     ax.legend(loc="best", fontsize=8)
     ax.grid(alpha=0.3)
-
-
-def load_jsonl(path: str | Path) -> list[dict]:
-    """Records of a JSON-lines file. Tolerant: a missing file gives [], blank lines are
-    skipped, and so are lines that are not a JSON object (e.g. the half-written last
-    line of a run that is still training)."""
-    p = Path(path)
-    gz = p.with_name(p.name + ".gz")
-    if not p.is_file() and not gz.is_file():
-        return []
-    # finished experiment runs keep a gzipped copy (stats.jsonl.gz) in version control
-    opener = (lambda: open(p, encoding="utf-8", errors="replace")) if p.is_file() else \
-        (lambda: gzip.open(gz, "rt", encoding="utf-8", errors="replace"))
-    out: list[dict] = []
-    with opener() as f:
-        for line in f:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(rec, dict):
-                out.append(rec)
-    return out
 
 
 def _num(v: Any) -> float | None:
@@ -450,7 +425,7 @@ class _Files:
 
 
 def _is_run(p: Path) -> bool:
-    return any((p / m).is_file() for m in RUN_MARKERS)
+    return runs_mod.is_run(p)
 
 
 def _is_experiment(p: Path) -> bool:
@@ -470,7 +445,7 @@ def _config_summary(cfg: Any) -> str:
 
 def _run_config_section(doc: _Doc, run: Path) -> None:
     doc.heading("Configuration")
-    text, cfg, err = _read_yaml(run / "config.yaml")
+    text, cfg, err = _read_yaml(runs_mod.config_path(run))
     if text is None:
         doc.nodata("no data yet (no config.yaml)")
         return
@@ -881,7 +856,7 @@ def _metrics_section(doc: _Doc, files: _Files, metrics: list[dict]) -> None:
 
 def _grid_steps(run: Path) -> list[tuple[int, Path]]:
     out = []
-    for p in (run / "samples").glob("step_*.png"):
+    for p in runs_mod.samples_dir(run).glob("step_*.png"):
         m = re.fullmatch(r"step_(\d+)\.png", p.name)
         if m:
             out.append((int(m.group(1)), p))
@@ -898,7 +873,7 @@ def _pick_even(items: list, k: int) -> list:
 def _samples_section(doc: _Doc, files: _Files, run: Path, stats: list[dict]) -> None:
     doc.heading("Sample grids over time")
     grids = _grid_steps(run)
-    final = run / "samples" / "final.png"
+    final = runs_mod.samples_dir(run) / "final.png"
     items = []
     for step, p in _pick_even(grids, N_GRIDS):
         items.append((files.copy(p, f"samples_step_{step:08d}"), f"step {step}"))
@@ -916,7 +891,7 @@ def _samples_section(doc: _Doc, files: _Files, run: Path, stats: list[dict]) -> 
 
 def _memorisation_section(doc: _Doc, files: _Files, run: Path) -> None:
     doc.heading("Memorisation: closest generated / training pairs")
-    p = run / "eval" / "nearest_neighbours.png"
+    p = runs_mod.eval_dir(run) / "nearest_neighbours.png"
     if not p.is_file():
         doc.nodata("no data yet (no eval/nearest_neighbours.png)")
         return
@@ -937,8 +912,8 @@ def build_run_report(run: str | Path, out: str | Path | None = None, back: _Link
     out.mkdir(parents=True, exist_ok=True)
     files = _Files(out)
     doc = _Doc(title or f"Run report: {run.name}")
-    stats = load_jsonl(run / "stats.jsonl")
-    metrics = load_jsonl(run / "metrics.jsonl")
+    stats = runs_mod.read_stats(run)
+    metrics = runs_mod.read_metrics(run)
     _run_config_section(doc, run)
     _stats_section(doc, files, stats)
     _warnings_section(doc, stats)
@@ -969,26 +944,26 @@ def _collect_runs(exp: Path, rows: list[dict[str, str]]) -> list[_RunInfo]:
         name = (row.get("run") or "").strip()
         if not name:
             continue
-        runs[name] = _RunInfo(name, exp / "runs" / name, row.get("variant") or "?", row.get("data") or "?",
+        runs[name] = _RunInfo(name, exp / runs_mod.RUNS_DIR / name, row.get("variant") or "?", row.get("data") or "?",
                               row.get("seed") or "?", row)
-    rdir = exp / "runs"
+    rdir = exp / runs_mod.RUNS_DIR
     if rdir.is_dir():
         jobs = None  # the spec's jobs, loaded only when an unfinished run needs its labels
         for d in sorted(rdir.iterdir()):
-            if d.is_dir() and d.name not in runs and (_is_run(d) or (d / "samples").is_dir()):
+            if d.is_dir() and d.name not in runs and (_is_run(d) or runs_mod.samples_dir(d).is_dir()):
                 if jobs is None:
                     jobs = _spec_jobs(exp)
                 job = jobs.get(d.name)
                 if job is not None:  # unfinished: label it as the spec does, so it joins its data set's figures
                     runs[d.name] = _RunInfo(d.name, d, job.variant, job.data, str(job.seed), None)
                     continue
-                _, cfg, _ = _read_yaml(d / "config.yaml")
+                _, cfg, _ = _read_yaml(runs_mod.config_path(d))
                 v = _get(cfg, "train", "variant") or _get(cfg, "preset") or "?"
                 runs[d.name] = _RunInfo(d.name, d, str(v), str(_get(cfg, "data", "source") or "?"),
                                         _fmt(_get(cfg, "train", "seed")), None)
     for r in runs.values():
-        r.stats = load_jsonl(r.dir / "stats.jsonl")
-        r.metrics = load_jsonl(r.dir / "metrics.jsonl")
+        r.stats = runs_mod.read_stats(r.dir)
+        r.metrics = runs_mod.read_metrics(r.dir)
     return sorted(runs.values(), key=lambda r: natural_key(r.name))
 
 
@@ -1002,11 +977,6 @@ def _spec_jobs(exp: Path) -> dict:
         return {j.run: j for j in load_spec(exp / "spec.yaml").jobs()}
     except (ConfigError, OSError, ValueError, TypeError, KeyError):  # only costs the nicer labels
         return {}
-
-
-def natural_key(text: str) -> list:
-    """Sort key that orders the numbers inside names by value: g_steps=2 before g_steps=10."""
-    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", text)]
 
 
 def _ordered(values: Iterable[str]) -> list[str]:
@@ -1243,7 +1213,7 @@ def build_experiment_report(exp: str | Path, out: str | Path | None = None) -> P
             for r in druns:
                 if r.variant != v:
                     continue
-                final = r.dir / "samples" / "final.png"
+                final = runs_mod.samples_dir(r.dir) / "final.png"
                 cap = f"seed {r.seed} · {r.name}"
                 if not final.is_file():
                     grids = _grid_steps(r.dir)

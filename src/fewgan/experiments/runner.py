@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import gzip
-import json
 import math
 import shutil
 import statistics
@@ -24,7 +22,7 @@ import yaml
 
 from .. import config as config_mod
 from ..config import ConfigError
-from ..report import natural_key
+from .. import runs
 from ..training.checkpoint import atomic_write
 from .executor import EXECUTORS
 from .spec import Job, Spec, load_spec, select
@@ -57,10 +55,9 @@ def run_job(job_and_dir: tuple[Job, Path]) -> dict:
     from ..training.loop import NonFiniteError, Trainer
 
     job, run_dir = job_and_dir
-    done = run_dir / "done.json"
-    if done.is_file():
-        return json.loads(done.read_text())
-    resume = run_dir.exists() and (run_dir / "config.yaml").is_file()
+    if runs.is_done(run_dir):
+        return runs.read_done(run_dir)
+    resume = run_dir.exists() and runs.config_path(run_dir).is_file()
     tr = Trainer(job.cfg, run_dir, resume=resume)
     try:
         res = tr.run()
@@ -70,7 +67,7 @@ def run_job(job_and_dir: tuple[Job, Path]) -> dict:
         stop = KeyboardInterrupt()
         stop.signum = res.signal  # SIGTERM exits 143, Ctrl-C 130
         raise stop
-    last = _last_metrics(run_dir)
+    last = runs.last_metrics(run_dir)
     if last is None or last.get("step") != tr.step:
         last = tr.evaluate()
     row = {"run": job.run, "variant": job.variant, "data": job.data, "seed": job.seed, "step": tr.step,
@@ -81,24 +78,13 @@ def run_job(job_and_dir: tuple[Job, Path]) -> dict:
     if last.get("extra_backbones"):
         row["extra_backbones"] = ",".join(last["extra_backbones"])
     # a compact copy of the per-step stats that can live in version control (the report reads it)
-    with open(run_dir / "stats.jsonl", "rb") as src, gzip.open(run_dir / "stats.jsonl.gz", "wb") as dst:
-        shutil.copyfileobj(src, dst)
-    atomic_write(done, lambda p: p.write_text(json.dumps(row, indent=1)))
+    runs.compress_stats(run_dir)
+    runs.write_done(run_dir, row)
     return row
 
 
-def _last_metrics(run_dir: Path) -> dict | None:
-    p = run_dir / "metrics.jsonl"
-    if not p.is_file():
-        return None
-    lines = [ln for ln in p.read_text().splitlines() if ln.strip()]
-    return json.loads(lines[-1]) if lines else None
-
-
 def _median_img_s(run_dir: Path) -> float | None:
-    from ..report import load_jsonl
-
-    vals = [r.get("img_per_s") for r in load_jsonl(run_dir / "stats.jsonl")]
+    vals = [r.get("img_per_s") for r in runs.read_stats(run_dir)]
     vals = [v for v in vals if v]
     return statistics.median(vals) if vals else None
 
@@ -116,15 +102,11 @@ def train_seconds(run_dir: Path, until_step: int | None = None) -> float | None:
     """Training wall-clock of a run: the sum of its iterations' seconds (evaluations, grids and
     checkpoints excluded, so runs that evaluate at different times compare fairly); with
     `until_step`, of its iterations up to and including that step."""
-    import yaml
-
-    from ..report import load_jsonl
-
-    cfg_p = run_dir / "config.yaml"
-    if not cfg_p.is_file():
+    cfg = runs.read_config(run_dir)
+    if cfg is None:
         return None
-    batch = int((yaml.safe_load(cfg_p.read_text()) or {}).get("train", {}).get("batch_size", 0) or 0)
-    stats = load_jsonl(run_dir / "stats.jsonl")
+    batch = int(cfg.get("train", {}).get("batch_size", 0) or 0)
+    stats = runs.read_stats(run_dir)
     if until_step is not None:
         stats = [r for r in stats if r.get("step", 0) <= until_step]
     secs = [iteration_seconds(r, batch) for r in stats] if batch else []
@@ -168,7 +150,7 @@ def run_experiment(spec_path: str | Path, out: str | Path | None = None, executo
         resolve_device(device, "--device")
         jobs = [dataclasses.replace(j, cfg=config_mod.apply_overrides(j.cfg, [f"--train.device={device}"]))
                 for j in jobs]
-    pending = [(j, out / "runs" / j.run) for j in jobs]
+    pending = [(j, out / runs.RUNS_DIR / j.run) for j in jobs]
     for i, row in enumerate(EXECUTORS.get(executor)(**(executor_options or {})).map(run_job, pending), 1):
         log(f"[{i}/{len(jobs)}] {row['run']}: FD {row['fd']:.2f} ({row['backbone']}), KID {row['kid']:.4f}, "
             f"IS {row['is']:.2f}, recall {row['recall']:.2f}")
@@ -179,10 +161,10 @@ def run_experiment(spec_path: str | Path, out: str | Path | None = None, executo
 def write_tables(out: Path, spec: Spec | None = None) -> None:
     """results.csv from every finished run, and the mean ± std summary (CSV and Markdown)."""
     rows = []
-    for p in sorted((out / "runs").glob("*/done.json"), key=lambda p: natural_key(p.parent.name)):  # g=2 before g=10
-        r = json.loads(p.read_text())
+    for run_dir in runs.finished_runs(out):  # in natural order: g=2 before g=10
+        r = runs.read_done(run_dir)
         if r.get("train_s") is None:  # runs finished before train_s was recorded: derive it from their stats
-            r["train_s"] = train_seconds(p.parent)
+            r["train_s"] = train_seconds(run_dir)
         rows.append(r)
     if not rows:
         return

@@ -221,15 +221,16 @@ def evaluate_generator(pipe, data: ImageData, s: EvalSettings, out_dir: str | Pa
     out_dir/eval/nearest_neighbours.png."""
     import json
 
+    from .. import runs
     from ..sampling import generate
     from ..training.checkpoint import atomic_write
 
     out_dir = Path(out_dir)
     imgs = generate(pipe, s.n, seed=s.seed + 1_000_003, y=y)  # never the fixed grid latents
-    rec = {"step": step, **evaluate_images(imgs, data, s, panel_path=out_dir / "eval" / "nearest_neighbours.png",
+    rec = {"step": step, **evaluate_images(imgs, data, s, panel_path=runs.eval_dir(out_dir) / "nearest_neighbours.png",
                                            holdout=holdout)}
-    atomic_write(out_dir / "metrics.json", lambda p: p.write_text(json.dumps(rec, indent=1)))
-    with open(out_dir / "metrics.jsonl", "a") as f:
+    atomic_write(runs.metrics_path(out_dir), lambda p: p.write_text(json.dumps(rec, indent=1)))
+    with open(runs.metrics_log_path(out_dir), "a") as f:
         f.write(json.dumps(rec) + "\n")
     return rec
 

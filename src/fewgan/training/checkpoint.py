@@ -84,7 +84,9 @@ def ckpt_name(step: int) -> str:
 
 
 def list_checkpoints(run_dir: str | Path) -> list[Path]:
-    d = Path(run_dir) / "checkpoints"
+    from .. import runs
+
+    d = runs.checkpoints_dir(run_dir)
     if not d.is_dir():
         return []
     return sorted(p for p in d.iterdir() if _NAME.match(p.name))

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from .. import config as config_mod
-from .. import devices
+from .. import devices, runs
 from ..data import ImageData, load_images, split_holdout, to_float
 from ..images import save_grid
 from ..sampling import class_grid, generate
@@ -329,7 +329,7 @@ class Trainer:
         self._notes: list[str] = []  # warnings for the next stats record (a rollback)
         if resume:
             self._resume_latest()
-        checkpoint.atomic_write(self.run_dir / "config.yaml", lambda p: config_mod.save_yaml(cfg, p))
+        checkpoint.atomic_write(runs.config_path(self.run_dir), lambda p: config_mod.save_yaml(cfg, p))
         self.fixed_noise_seed = fixed_noise_seed(t.seed)  # grids use the same latents for the whole run
         # a conditional G's grids show one class per row (labels fixed for the whole run, like the latents)
         self.fixed_y, self.grid_cols = (class_grid(self.data.num_classes, cfg.log.n_fixed)
@@ -368,7 +368,7 @@ class Trainer:
             "device": str(self.device),  # where it was trained; the tensors themselves are saved from the CPU
             "scaler_state": self.variant.scaler_state(),  # fp16's loss scales ({} otherwise)
         }
-        path = self.run_dir / "checkpoints" / checkpoint.ckpt_name(self.step)
+        path = runs.checkpoints_dir(self.run_dir) / checkpoint.ckpt_name(self.step)
         checkpoint.save(path, self.variant.modules(), self.variant.optimizers(), meta,
                         extra_tensors={"torch_rng": torch.get_rng_state(), **devices.rng_state(self.device)})
         self.last_good = path
@@ -490,7 +490,7 @@ class Trainer:
         imgs = generate(self.variant.sampler(), n, self.fixed_noise_seed, y=self.fixed_y)
         # small images are enlarged 2x (nearest) so a grid is readable without growing the repo much
         scale = 2 if self.cfg.data.resolution <= 32 else 1
-        path = self.run_dir / "samples" / f"{name}.png"
+        path = runs.samples_dir(self.run_dir) / f"{name}.png"
         with checkpoint.writing(path):
             return save_grid(imgs, path, nrow=self.grid_cols, scale=scale)
 
@@ -529,7 +529,7 @@ class Trainer:
         fresh = seeded(attempt_seed(t.seed, self.rollbacks), 4, self.step)  # dropout: a fresh stream too
         torch.manual_seed(int(torch.randint(2**62, (1,), generator=fresh)))
         stats.trim(self.step)  # the steps after it are trained again
-        _trim_stats(self.run_dir / "metrics.jsonl", self.step)
+        _trim_stats(runs.metrics_log_path(self.run_dir), self.step)
         lrs = ", ".join(f"{k} {v:.3g}" for k, v in self.variant.lrs().items())
         self._notes.append(f"{fault.what} was {fault.value} at step {fault.step}: rolled back to step {self.step} "
                            f"({self.last_good.name}) with {lrs}, fresh batches and noise "
@@ -538,8 +538,8 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
     def run(self) -> RunResult:
         t = self.cfg.train
-        _trim_stats(self.run_dir / "stats.jsonl", self.step)
-        _trim_stats(self.run_dir / "metrics.jsonl", self.step)
+        _trim_stats(runs.stats_path(self.run_dir), self.step)
+        _trim_stats(runs.metrics_log_path(self.run_dir), self.step)
         if t.on_nonfinite == "rollback" and self.last_good is None:
             self.save_checkpoint()  # somewhere to roll back to before the first periodic checkpoint
         tb = self._tensorboard() if self.cfg.log.tensorboard else None
@@ -547,7 +547,7 @@ class Trainer:
         stop = _StopFlag()
         try:
             with devices.backend_flags(self.device, t.fast, t.deterministic), stop, \
-                    _StatsLog(self.run_dir / "stats.jsonl") as stats:
+                    _StatsLog(runs.stats_path(self.run_dir)) as stats:
                 rec, path = self._loop(stats, stop, prog, tb)
         except OSError as e:  # metrics, TensorBoard, ...: one line naming the file, when it is a write error
             w = checkpoint.as_write_error(e, e.filename or self.run_dir)
