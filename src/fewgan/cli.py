@@ -199,8 +199,6 @@ def eval_cmd(
 
     A run trained with data.holdout > 0 is scored against its training part, and against the
     held-out part (fd_holdout, kid_holdout, next to the real floor fd_floor), unless --data is given."""
-    import json
-
     from .api import evaluate_target, is_run_target
     from .data import DataError
     from .metrics import BackboneUnavailable
@@ -220,21 +218,11 @@ def eval_cmd(
                     f"{rec['resolution']}px, backbone {rec['backbone']}")
     t.add_column("metric")
     t.add_column("value")
+    from .analysis import table
     from .metrics.evaluate import backbone_suffix
-    from .metrics.leaks import LEAK_KEYS
 
-    keys = ["fd", "fd_ci", "kid", "kid_std", "kid_ci", "is", "is_std", "precision", "recall", "density",
-            "coverage", "ndb", "ndb_k", "ndb_js", "ndb_cells", "near_copy_fraction", "nn_ratio_median",
-            "n_holdout", "fd_holdout", "fd_holdout_ci", "fd_floor", "kid_holdout", "kid_holdout_ci", "kid_floor"]
-    for b in rec.get("extra_backbones", ()):
-        sfx = backbone_suffix(b)
-        keys += [f"{m}_{sfx}" for m in ("fd", "kid", "precision", "recall", "fd_holdout", "kid_holdout",
-                                         "fd_floor", "kid_floor")]
-    keys += [f"{k}{t}" for k in LEAK_KEYS for t in ("", "_real")] + ["time_s"]
-    for k in keys:
-        if k in rec:
-            v = rec[k]
-            t.add_row(k, json.dumps([round(x, 4) for x in v]) if isinstance(v, list) else f"{v:.4g}")
+    for k in table.display_keys(rec, [backbone_suffix(b) for b in rec.get("extra_backbones", ())]):
+        t.add_row(k, table.fmt(k, rec[k]))
     Console().print(t)
     console.print(f"wrote {runs.metrics_path(out_dir)}" + (f" and appended to {runs.METRICS_LOG}" if is_run else ""))
 

@@ -18,23 +18,22 @@ from pathlib import Path
 
 import numpy as np
 
-from .experiments.runner import train_seconds
 from . import runs
+from .analysis import table
+from .experiments.runner import train_seconds
 
-# which way is better for each metric (True: lower is better; None: closer to 1, as the data, is better)
-LOWER_IS_BETTER = {"fd": True, "kid": True, "ndb_k": True, "ndb_js": True, "near_copy_fraction": True,
-                   "is": False, "precision": False, "recall": False, "density": False, "coverage": False,
-                   "sharpness_ratio": None, "spec_low": None, "spec_mid": None, "spec_high": None,
-                   # docs/methods.md §21: held-out reals (fd_floor / kid_floor belong to the data split, the same for
-                   # every variant: listed so they can be shown next to fd_holdout, "lower" only by convention)
-                   "fd_holdout": True, "kid_holdout": True, "fd_floor": True, "kid_floor": True,
-                   # augmentation leaks: the fraction of samples showing an artefact (compare with *_real)
-                   **{f"leak_{k}{t}": True for k in ("cutout", "border", "flip", "rot") for t in ("", "_real")}}
-# the same metrics on an extra backbone (EvalSettings.backbones), e.g. fd_lite2
-for _sfx in ("lite0", "lite2", "inception"):
-    LOWER_IS_BETTER.update({f"{m}_{_sfx}": d for m, d in (
-        ("fd", True), ("kid", True), ("precision", False), ("recall", False),
-        ("fd_holdout", True), ("kid_holdout", True), ("fd_floor", True), ("kid_floor", True))})
+# which way is better for each comparable metric of the metric table (analysis.table), the extra
+# backbones' keys (fd_lite2, ...) included: True: lower is better; None: closer to 1, as the data, is better
+_LOWER = {"lower": True, "higher": False, "ratio": None}
+LOWER_IS_BETTER = {k: _LOWER[m.direction] for k, m in table.TABLE.items() if m.comparable}
+
+
+def lower_is_better(metric: str) -> bool | None:
+    """LOWER_IS_BETTER of a metric, also for an extra backbone's key of any suffix (KeyError if not comparable)."""
+    m = table.metric(metric)
+    if m is None or not m.comparable:
+        raise KeyError(metric)
+    return _LOWER[m.direction]
 
 
 def is_better(value: float, base: float, lower: bool | None) -> bool:
@@ -48,11 +47,9 @@ DEFAULT_METRICS = ("fd", "kid", "is", "recall", "coverage", "ndb_js")
 
 
 def mean_std(values) -> tuple[float, float]:
-    """Mean and sample std (ddof=1; 0 for one value) of the finite values; (nan, nan) when none."""
-    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=float)
-    if len(v) == 0:
-        return math.nan, math.nan
-    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
+    """Mean and sample std (ddof=1; 0 for one value) of the finite values (table.mean_std); (nan, nan) when none."""
+    mean, std = table.mean_std(values)
+    return (math.nan, math.nan) if mean is None else (mean, std)
 
 
 def relative_change(new: float, base: float) -> float:
@@ -119,9 +116,7 @@ def _f(v: float, digits: int) -> str:
 
 
 def _digits(metric: str) -> int:
-    return 4 if metric == "kid" else 3 if metric in ("recall", "coverage", "precision", "ndb_js", "ndb_k",
-                                                      "sharpness_ratio", "spec_low", "spec_mid",
-                                                      "spec_high") else 2
+    return table.digits(metric, default=2)
 
 
 def _read_rows(exps: list[Path]) -> list[dict]:
@@ -154,7 +149,7 @@ def compare_experiment(exp: str | Path, baseline: str, metrics=DEFAULT_METRICS, 
     if baseline not in variants:
         where = " + ".join(str(e) for e in exps)
         raise ValueError(f"baseline {baseline!r} is not a variant of {where}; variants: {', '.join(variants)}")
-    unknown = [m for m in metrics if m not in LOWER_IS_BETTER]
+    unknown = [m for m in metrics if not (table.metric(m) and table.metric(m).comparable)]
     if unknown:
         raise ValueError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(LOWER_IS_BETTER)}")
 
@@ -190,7 +185,7 @@ def compare_experiment(exp: str | Path, baseline: str, metrics=DEFAULT_METRICS, 
                 bs = {s: val(r, m) for s, r in by[baseline].items()}
                 per = paired_changes(vs, bs)
                 pm, ps = mean_std(per)
-                better = sum(is_better(vs[s], bs[s], LOWER_IS_BETTER[m]) for s in sorted(set(vs) & set(bs)))
+                better = sum(is_better(vs[s], bs[s], lower_is_better(m)) for s in sorted(set(vs) & set(bs)))
                 lines.append(f"| {v} | {m} | {_f(mv, d)} ± {_f(sv, d)} ({len(by[v])} seeds) | "
                              f"{_f(relative_change(mv, mb), 1)} % | {_f(pm, 1)} ± {_f(ps, 1)} % | {better}/{len(per)} |")
         lines += ["", "| variant | std L_D | std L_G | mean L_D | mean L_G | mean log(L_G/L_D) |", "|---|---|---|---|---|---|"]

@@ -49,6 +49,7 @@ import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
 from . import runs as runs_mod  # noqa: E402
+from .analysis import table as metric_table  # noqa: E402
 from .runs import RUN_MARKERS, load_jsonl, natural_key  # noqa: E402,F401  (re-exported: older callers)
 
 __all__ = ["build_report", "load_jsonl", "epoch_log_ratio", "moving_average"]
@@ -338,7 +339,7 @@ class _Doc:
                 if isinstance(v, _Link):
                     h.append(f'<td><a href="{html.escape(v.html_href)}">{html.escape(v.text)}</a></td>')
                 else:
-                    cls = ' class="num"' if _is_number(v) else ""
+                    cls = ' class="num"' if _is_number(v) or isinstance(v, _Num) else ""
                     h.append(f"<td{cls}>{html.escape(_fmt(v) if not isinstance(v, str) else v)}</td>")
             h.append("</tr>")
         h.append("</tbody></table>")
@@ -851,7 +852,7 @@ def _metrics_section(doc: _Doc, files: _Files, metrics: list[dict]) -> None:
     for r in lasts.values():
         keys += [k for k in r if k not in keys]
     doc.table(["metric"] + [_metric_context(groups[b], b) for b in lasts],
-              [[k] + [lasts[b].get(k) for b in lasts] for k in keys])
+              [[k] + [_metric_cell(k, lasts[b].get(k)) for b in lasts] for k in keys])
 
 
 def _grid_steps(run: Path) -> list[tuple[int, Path]]:
@@ -1018,7 +1019,28 @@ def _plot_agg(ax, agg, color, label):
 
 
 def _std(vals: list[float]) -> float:
-    return float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
+    return metric_table.mean_std(vals)[1]
+
+
+class _Num(str):
+    """A number already formatted for people (by the metric table): a right-aligned table cell."""
+
+
+def _metric_cell(key: str, v: Any) -> Any:
+    """A value of metric `key` for a table: rounded by the metric table's digits when it knows the
+    key and the value is a number (or a CSV cell holding one); anything else as it is."""
+    f = _cell_float(v) if isinstance(v, str) else (None if isinstance(v, bool) else _num(v))
+    if f is None or metric_table.metric(key) is None or metric_table.metric(key).digits is None:
+        return v
+    return _Num(metric_table.fmt(key, f))
+
+
+def _summary_cell(col: str, v: Any) -> Any:
+    """A summary.csv cell: <metric>_mean / <metric>_std rounded like the metric."""
+    for end in ("_mean", "_std"):
+        if col.endswith(end):
+            return _metric_cell(col[: -len(end)], v)
+    return v
 
 
 def _computed_summary(rows: list[dict[str, str]], metric_cols: list[str]) -> tuple[list[str], list[list[str]]]:
@@ -1030,8 +1052,13 @@ def _computed_summary(rows: list[dict[str, str]], metric_cols: list[str]) -> tup
     for (v, d), rs in groups.items():
         line = [v, d, str(len(rs))]
         for c in metric_cols:
-            vals = [f for f in (_cell_float(r.get(c)) for r in rs) if f is not None]
-            line.append(f"{_fmt(float(np.mean(vals)))} ± {_fmt(_std(vals))}" if vals else "–")
+            mean, std = metric_table.mean_std(_cell_float(r.get(c)) for r in rs)
+            if mean is None:
+                line.append("–")
+            elif metric_table.metric(c) is not None and metric_table.metric(c).digits is not None:
+                line.append(_Num(metric_table.fmt_pm(c, mean, std)))
+            else:
+                line.append(f"{_fmt(mean)} ± {_fmt(std)}")
         out.append(line)
     return header, out
 
@@ -1065,13 +1092,13 @@ def build_experiment_report(exp: str | Path, out: str | Path | None = None) -> P
     summary_md = _read_text(exp / "summary.md")
     if s_header:
         doc.raw_html("<p>Mean ± std over seeds per variant × data (summary.csv).</p>")
-        doc.raw_html(_html_table(s_header, [[r.get(c, "") for c in s_header] for r in s_rows]))
+        doc.raw_html(_html_table(s_header, [[_summary_cell(c, r.get(c, "")) for c in s_header] for r in s_rows]))
     elif summary_md:
         doc.raw_html(f"<pre>{html.escape(summary_md.rstrip())}</pre>")
     if summary_md:
         doc.raw_md(summary_md)
     elif s_header:
-        doc.raw_md(_md_table(s_header, [[r.get(c, "") for c in s_header] for r in s_rows]))
+        doc.raw_md(_md_table(s_header, [[_summary_cell(c, r.get(c, "")) for c in s_header] for r in s_rows]))
     if not s_header and not summary_md:
         if rows and metric_cols:
             doc.para("No summary.csv / summary.md yet; mean ± std over seeds computed from results.csv:")
@@ -1258,13 +1285,13 @@ def _final_fd_section(doc, files, runs, datasets, variants, colors, fd_in_result
     table = []
     for ax, d in zip(axes[0], ds):
         vs = [v for v in variants if (d, v) in per]
-        means = [float(np.mean(per[(d, v)])) for v in vs]
+        means = [metric_table.mean_std(per[(d, v)])[0] for v in vs]
         stds = [_std(per[(d, v)]) for v in vs]
         pos = np.arange(len(vs))
         ax.bar(pos, means, yerr=stds, capsize=4, color=[colors[v] for v in vs], alpha=0.8)
         for i, v in enumerate(vs):
             ax.plot(np.full(len(per[(d, v)]), pos[i]), per[(d, v)], "k.", markersize=5)
-            table.append([d, v, len(per[(d, v)]), means[i], stds[i]])
+            table.append([d, v, len(per[(d, v)]), _metric_cell("fd", means[i]), _metric_cell("fd", stds[i])])
         ax.set_xticks(pos)
         ax.set_xticklabels(vs, rotation=20, ha="right", fontsize=8)
         ax.set_title(d, fontsize=9)

@@ -23,16 +23,17 @@ import yaml
 from .. import config as config_mod
 from ..config import ConfigError
 from .. import runs
+from ..analysis import table
 from ..training.checkpoint import atomic_write
 from .executor import EXECUTORS
 from .spec import Job, Spec, load_spec, select
 
-METRICS = ("fd", "kid", "is", "precision", "recall", "density", "coverage", "near_copy_fraction", "ndb_k", "ndb_js")
+# the columns, from the metric table (analysis.table)
+METRICS = table.SUMMARY
 # the honest-evaluation checks (docs/methods.md §21), carried when a run's evaluation has them: held-out
 # FD / KID and the real floor, a second backbone (suffix _lite2 etc.), augmentation leaks
-HOLDOUT_METRICS = ("fd_holdout", "kid_holdout", "fd_floor", "kid_floor", "n_holdout")
-EXTRA_BACKBONE_METRICS = ("fd", "kid", "precision", "recall", "fd_holdout", "kid_holdout", "fd_floor", "kid_floor")
-LEAK_METRICS = tuple(f"leak_{k}{t}" for k in ("cutout", "border", "flip", "rot") for t in ("", "_real"))
+HOLDOUT_METRICS = table.HOLDOUT
+LEAK_METRICS = table.LEAKS
 
 
 def check_metrics(rec: dict) -> list[str]:
@@ -42,7 +43,7 @@ def check_metrics(rec: dict) -> list[str]:
     keys = list(HOLDOUT_METRICS)
     extra = rec.get("extra_backbones") or ()
     for b in extra.split(",") if isinstance(extra, str) else extra:  # a list in metrics, a string in a row
-        keys += [f"{m}_{backbone_suffix(b)}" for m in EXTRA_BACKBONE_METRICS]
+        keys += table.backbone_keys(backbone_suffix(b))
     keys += LEAK_METRICS
     return [k for k in keys if k in rec]
 
@@ -178,9 +179,7 @@ def write_tables(out: Path, spec: Spec | None = None) -> None:
     for (data, variant), rs in groups.items():
         s = {"data": data, "variant": variant, "seeds": len(rs), "step": rs[0]["step"], "backbone": rs[0]["backbone"]}
         for m in METRICS + ("img_per_s", "train_s") + tuple(checks):
-            vals = [r[m] for r in rs if r.get(m) is not None and not math.isnan(r[m])]
-            s[f"{m}_mean"] = statistics.fmean(vals) if vals else None
-            s[f"{m}_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
+            s[f"{m}_mean"], s[f"{m}_std"] = table.mean_std(r.get(m) for r in rs)
         summary.append(s)
     _write_csv(out / "summary.csv", list(summary[0]), summary)
     lines = [f"# {spec.name if spec else out.name}", ""]
@@ -202,7 +201,7 @@ def write_tables(out: Path, spec: Spec | None = None) -> None:
                   "| NDB/K | NDB JS | img/s | train min |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for s in (x for x in summary if x["data"] == data):
-            cells = [_pm(s, m, 2 if m in ("fd", "is") else 4 if m == "kid" else 3) for m in METRICS]
+            cells = [_pm(s, m) for m in METRICS]
             cells.append(f"{s['img_per_s_mean']:.0f}" if s["img_per_s_mean"] else "")
             cells.append(f"{s['train_s_mean'] / 60:.1f} ± {s['train_s_std'] / 60:.1f}" if s["train_s_mean"] else "")
             lines.append(f"| {s['variant']} | {s['seeds']} | " + " | ".join(cells) + " |")
@@ -223,18 +222,16 @@ def _checks_table(summary: list[dict], checks: list[str]) -> list[str]:
     for s in summary:
         cells = []
         for c in gen_cols:
-            digits = 4 if c.startswith("kid") else 3 if c.startswith(("leak", "precision", "recall")) else 2
-            cell = _pm(s, c, digits)
+            cell = _pm(s, c)
             if c.startswith("leak_") and s.get(f"{c}_real_mean") is not None:
-                cell += f" ({s[f'{c}_real_mean']:.3f})"
+                cell += f" ({table.fmt(f'{c}_real', s[f'{c}_real_mean'])})"
             cells.append(cell)
         lines.append(f"| {s['variant']} | " + " | ".join(cells) + " |")
     return lines + [""]
 
 
-def _pm(s: dict, m: str, digits: int) -> str:
-    mean, std = s[f"{m}_mean"], s[f"{m}_std"]
-    return "" if mean is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
+def _pm(s: dict, m: str) -> str:
+    return table.fmt_pm(m, s[f"{m}_mean"], s[f"{m}_std"])
 
 
 def _write_csv(path: Path, cols: list[str], rows: list[dict]) -> None:
