@@ -15,14 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shlex
-import statistics
 import sys
 import tempfile
-import time
 
-import torch
+from _rounds import alternate, machine_info, medians  # benchmarks/_rounds.py
 
 from fewgan import config as config_mod
 from fewgan.data import load_images
@@ -59,25 +56,15 @@ def main() -> None:
     res = int(res)
     fast = args.fast == "true"
     data = load_images(source, res, 3)
-    secs: dict[str, list[float]] = {p: [] for p in presets}
     with tempfile.TemporaryDirectory() as tmp:
         trainers = {p: make_trainer(p, source, res, fast, args.batch_size, data, tmp, args.set) for p in presets}
-        for tr in trainers.values():
-            for _ in range(args.warmup):
-                tr.iteration()
-        for _ in range(args.rounds):
-            for p, tr in trainers.items():
-                t0 = time.perf_counter()
-                for _ in range(args.iters):
-                    tr.iteration()
-                secs[p].append((time.perf_counter() - t0) / args.iters)
-    med = {p: statistics.median(v) for p, v in secs.items()}
+        secs = alternate(trainers, args.rounds, args.iters, args.warmup)
+    med = medians(secs)
     base = med[presets[0]]
     for p in presets:
         print(f"{p:18s} {med[p] * 1000:7.1f} ms/iteration  x{med[p] / base:.2f}", flush=True)
     if args.out:
-        info = {"torch": torch.__version__, "threads": torch.get_num_threads(),
-                "cpu": platform.processor() or platform.machine(), "date": time.strftime("%Y-%m-%d %H:%M")}
+        info = machine_info()
         cmd = "python benchmarks/method_cost.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         lines = [f"# Cost per iteration, {label} {res} px, batch {args.batch_size}, train.fast={args.fast} "
                  f"({info['date']}, torch {info['torch']}, {info['threads']} threads)", "", f"Command: `{cmd}`", "",

@@ -1,6 +1,6 @@
 """Cost per iteration of the projected discriminator at each backbone input size, side by side.
 
-Projected GAN (METHODS §20) runs a frozen EfficientNet-Lite0 on every D input; the authors resize
+Projected GAN (docs/methods.md §20) runs a frozen EfficientNet-Lite0 on every D input; the authors resize
 to 224 px, on a CPU the backbone can run smaller (model.proj_input). This times one training
 iteration (a D and a G update) of a projected preset at each input size, in one process: the
 sizes alternate in short rounds and the median over rounds is reported, with the ratio to the
@@ -11,7 +11,7 @@ preset (default dcgan-diffaug) is timed alongside for scale. Run by hand:
     python benchmarks/projected_cost.py --preset projected-fastgan --out results/projected/cost-fastgan.md
     python benchmarks/projected_cost.py --case cat=../shared/data/afhq_cat_1k_64.npz:64 --out results/projected/cost-64.md
 
-Quality per size is the study's job (issue 29); this only gives the cost side of the choice of
+Quality per size is the projected-GAN study's job (results/projected/, not run yet); this only gives the cost side of the choice of
 model.proj_input's default.
 """
 
@@ -19,14 +19,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shlex
-import statistics
 import sys
 import tempfile
-import time
 
-import torch
+from _rounds import alternate, machine_info, medians  # benchmarks/_rounds.py
 
 from fewgan import config as config_mod
 from fewgan.data import load_images
@@ -66,29 +63,19 @@ def main() -> None:
     fast = args.fast == "true"
     data = load_images(source, res, 3)
     names = [f"{args.preset}@{s}" for s in sizes] + ([args.baseline] if args.baseline else [])
-    secs: dict[str, list[float]] = {n: [] for n in names}
     with tempfile.TemporaryDirectory() as tmp:
         trainers = {f"{args.preset}@{s}": make_trainer(args.preset, s, source, res, fast, args.batch_size, data, tmp,
                                                          args.set) for s in sizes}
         if args.baseline:
             trainers[args.baseline] = make_trainer(args.baseline, None, source, res, fast, args.batch_size, data, tmp,
                                                    args.set)
-        for tr in trainers.values():
-            for _ in range(args.warmup):
-                tr.iteration()
-        for _ in range(args.rounds):
-            for n, tr in trainers.items():
-                t0 = time.perf_counter()
-                for _ in range(args.iters):
-                    tr.iteration()
-                secs[n].append((time.perf_counter() - t0) / args.iters)
-    med = {n: statistics.median(v) for n, v in secs.items()}
+        secs = alternate(trainers, args.rounds, args.iters, args.warmup)
+    med = medians(secs)
     base = med[names[0]]
     for n in names:
         print(f"{n:24s} {med[n] * 1000:8.1f} ms/iteration  x{med[n] / base:.2f}", flush=True)
     if args.out:
-        info = {"torch": torch.__version__, "threads": torch.get_num_threads(),
-                "cpu": platform.processor() or platform.machine(), "date": time.strftime("%Y-%m-%d %H:%M")}
+        info = machine_info()
         cmd = "python benchmarks/projected_cost.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         lines = [f"# Cost per iteration of {args.preset} by backbone input size, {label} {res} px, batch "
                  f"{args.batch_size}, train.fast={args.fast} ({info['date']}, torch {info['torch']}, "

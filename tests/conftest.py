@@ -63,3 +63,41 @@ def pytest_runtest_setup(item):
         mps = getattr(torch.backends, "mps", None)
         if mps is None or not mps.is_available():
             pytest.skip("needs an MPS device")
+
+
+def _pooled_pixels():
+    """A stand-in backbone: 2x2 average-pooled pixels (12-d), probs from a fixed projection; fast, so
+    metric tests need no real network (built in a function so conftest imports no fewgan metrics)."""
+    import torch.nn.functional as F
+
+    from fewgan.metrics.features import Backbone
+
+    class _PooledPixels(Backbone):
+        name = "fake-pooled"
+        cache_tag = "fake-pooled-v1"
+        feature_dim = 12
+        num_classes = 4
+
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("w", torch.randn(12, 4, generator=torch.Generator().manual_seed(0)))
+
+        def forward(self, x_uint8):
+            x = x_uint8.float()
+            if x.shape[1] == 1:
+                x = x.repeat(1, 3, 1, 1)
+            f = F.adaptive_avg_pool2d(x / 255.0, 2).flatten(1)
+            return f, (f @ self.w).softmax(1)
+
+    return _PooledPixels()
+
+
+@pytest.fixture
+def fake_backbone(monkeypatch, tmp_path):
+    """The stand-in backbone under the names fake, fake2 and effnet-lite2, with a private feature cache."""
+    from fewgan.metrics import evaluate as ev
+
+    monkeypatch.setenv("FEWGAN_CACHE", str(tmp_path / "cache"))
+    bb = _pooled_pixels()
+    monkeypatch.setattr(ev, "_BACKBONES", {"fake": bb, "fake2": bb, "effnet-lite2": bb})
+    return bb

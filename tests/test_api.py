@@ -4,41 +4,13 @@ import json
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 import fewgan
 from fewgan import api
 from fewgan.metrics import evaluate as ev
-from fewgan.metrics.features import Backbone
 
 SMALL = dict(data__resolution=16, model__g_width=8, model__d_width=8, model__nz=16, train__batch_size=8,
              log__progress=False, log__sample_every=0, log__ckpt_every=0, log__n_fixed=8)
-
-
-class PooledPixels(Backbone):
-    """A stand-in backbone: 2x2 average-pooled pixels (12-d), probs from a fixed projection."""
-
-    name = "fake-pooled"
-    cache_tag = "fake-pooled-api-v1"
-    feature_dim = 12
-    num_classes = 4
-
-    def __init__(self):
-        super().__init__()
-        self.register_buffer("w", torch.randn(12, 4, generator=torch.Generator().manual_seed(0)))
-
-    def forward(self, x_uint8):
-        x = x_uint8.float()
-        if x.shape[1] == 1:
-            x = x.repeat(1, 3, 1, 1)
-        f = F.adaptive_avg_pool2d(x / 255.0, 2).flatten(1)
-        return f, (f @ self.w).softmax(1)
-
-
-@pytest.fixture
-def fake_backbone(monkeypatch, tmp_path):
-    monkeypatch.setenv("FEWGAN_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(ev, "_BACKBONES", {"fake": PooledPixels()})
 
 
 def test_train_load_sample_and_resume(tiny_npz, tmp_path):

@@ -10,7 +10,6 @@ import torch.nn.functional as F
 
 from fewgan.data import DataError, ImageData, split_holdout
 from fewgan.metrics import evaluate as ev
-from fewgan.metrics.features import Backbone
 
 
 def indexed_data(counts=(30, 17, 3), size: int = 8) -> ImageData:
@@ -54,34 +53,6 @@ def test_split_fraction_zero_and_invalid():
     for bad in (-0.1, 1.0, 1.5, True, "0.2"):
         with pytest.raises(DataError, match="data.holdout"):
             split_holdout(data, bad)
-
-
-class PooledPixels(Backbone):
-    """A tiny stand-in backbone: 2x2 average-pooled pixels (12-d), probs from a fixed projection."""
-
-    name = "fake-pooled"
-    cache_tag = "fake-pooled-v1"
-    feature_dim = 12
-    num_classes = 4
-
-    def __init__(self):
-        super().__init__()
-        self.register_buffer("w", torch.randn(12, 4, generator=torch.Generator().manual_seed(0)))
-
-    def forward(self, x_uint8):
-        x = x_uint8.float()
-        if x.shape[1] == 1:
-            x = x.repeat(1, 3, 1, 1)
-        f = F.adaptive_avg_pool2d(x / 255.0, 2).flatten(1)
-        return f, (f @ self.w).softmax(1)
-
-
-@pytest.fixture
-def fake_backbone(monkeypatch, tmp_path):
-    monkeypatch.setenv("FEWGAN_CACHE", str(tmp_path / "cache"))
-    bb = PooledPixels()
-    monkeypatch.setattr(ev, "_BACKBONES", {"fake": bb, "fake2": bb})
-    return bb
 
 
 def blobs(n: int, seed: int, size: int = 16) -> torch.Tensor:

@@ -10,7 +10,7 @@ from fewgan.analysis import table
 from fewgan.data import ImageData, split_holdout
 from fewgan.metrics import evaluate as ev
 
-from test_holdout import PooledPixels, blobs  # noqa: F401  (the tiny fake backbone)
+from test_holdout import blobs
 
 
 def test_mean_std_of_known_numbers():
@@ -51,15 +51,7 @@ def test_generated_backbone_entries_and_column_lists():
     assert table.LEAKS == tuple(f"leak_{k}{t}" for k in ("cutout", "border", "flip", "rot") for t in ("", "_real"))
 
 
-@pytest.fixture
-def fake_backbones(monkeypatch, tmp_path):
-    monkeypatch.setenv("FEWGAN_CACHE", str(tmp_path / "cache"))
-    bb = PooledPixels()
-    monkeypatch.setattr(ev, "_BACKBONES", {"fake": bb, "effnet-lite2": bb})
-    return bb
-
-
-def test_every_key_an_evaluation_writes_has_an_entry(fake_backbones):
+def test_every_key_an_evaluation_writes_has_an_entry(fake_backbone):
     """All of evaluate_images' keys (held-out, an extra backbone, leaks, pixel measures, intervals)."""
     data = ImageData(x=blobs(200, 0), source="blobs")
     train, held = split_holdout(data, 0.2, seed=0)

@@ -332,32 +332,49 @@ class AdaptiveP:
     count: int = 0
     r_t: float | None = None  # the last r_t computed
 
+    def __post_init__(self):
+        # terms of sign_sum not yet read from the device: (tensor, n_images or None), read in one
+        # transfer when p moves (every `interval` iterations) or the state is saved, not every D step
+        self._pending: list[tuple[Tensor, int | None]] = []
+
     def observe(self, real_logits: Tensor, n_images: int | None = None) -> None:
         """Feed the real logits of one D pass. `n_images`: how many images they belong to, when a D
         gives several logits per image (the projected D's patch maps): each image then counts once,
         with the mean sign of its batch, so `speed_img` keeps meaning images."""
         signs = torch.sign(real_logits.detach().float())
         if n_images is None or n_images == signs.numel():
-            self.sign_sum += float(signs.sum())
+            self._pending.append((signs.sum(), None))
             self.count += signs.numel()
         else:
-            self.sign_sum += float(signs.mean()) * n_images
+            self._pending.append((signs.mean(), n_images))
             self.count += n_images
+
+    def _fold(self) -> None:
+        """Add the pending terms to sign_sum, in the order observed (as if added one by one)."""
+        if not self._pending:
+            return
+        values = torch.stack([t.double() for t, _ in self._pending]).tolist()
+        for v, (_, n) in zip(values, self._pending):
+            self.sign_sum += v if n is None else v * n
+        self._pending = []
 
     def end_iteration(self, step: int) -> None:
         """After iteration `step` (0-based): every `interval` iterations, move p and reset the sums."""
         if not self.adaptive or (step + 1) % self.interval or self.count == 0:
             return
+        self._fold()
         self.r_t = self.sign_sum / self.count
         adjust = math.copysign(1.0, self.r_t - self.target) if self.r_t != self.target else 0.0
         self.p = min(max(self.p + adjust * self.count / self.speed_img, 0.0), 1.0)
         self.sign_sum, self.count = 0.0, 0
 
     def state_dict(self) -> dict:
+        self._fold()
         return {"p": self.p, "sign_sum": self.sign_sum, "count": self.count, "r_t": self.r_t}
 
     def load_state_dict(self, st: dict) -> None:
         self.p, self.sign_sum, self.count = float(st["p"]), float(st["sign_sum"]), int(st["count"])
+        self._pending = []
         self.r_t = None if st.get("r_t") is None else float(st["r_t"])
 
 
@@ -406,6 +423,18 @@ class Augmenter:
 
     def __call__(self, x: Tensor, g: torch.Generator) -> Tensor:
         return augment(x, self.ops, self.ada.p, g) if self.ops else x
+
+    def pseudo_reals(self, real: Tensor, fake: Tensor, g: torch.Generator, y: Tensor | None = None,
+                     fake_y: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """APA on D's real pass: (images, labels) with each real replaced, with probability apa.p, by
+        the detached fake of the same index (and its label, for a conditional D); unchanged without APA."""
+        if self.apa is None:
+            return real, y
+        swap = apa_swap(len(real), self.apa.p, g).to(real.device)  # drawn on the CPU
+        real = torch.where(swap.view(-1, 1, 1, 1), fake.detach().to(real.dtype), real)
+        if y is not None and fake_y is not None:
+            y = torch.where(swap.to(y.device), fake_y, y)
+        return real, y
 
     def observe(self, real_logits: Tensor, n_images: int | None = None) -> None:
         if self.active and self.ada.adaptive:

@@ -30,7 +30,6 @@ import statistics
 import torch
 from torch import Tensor
 
-from ..augment import apa_swap
 from ..devices import to_host
 from ..latents import build_latent, latent_out_features
 from ..nets import build_networks
@@ -145,10 +144,7 @@ class BEGAN(Variant):
         with self.autocast():
             with torch.no_grad():
                 fake = self.G(batch.noise)
-            real = batch.x
-            if self.aug.apa is not None:  # APA: some reals replaced by detached fakes
-                swap = apa_swap(len(real), self.aug.apa.p, batch.aug_rng).to(real.device)  # drawn on the CPU
-                real = torch.where(swap.view(-1, 1, 1, 1), fake.to(real.dtype), real)
+            real, _ = self.aug.pseudo_reals(batch.x, fake, batch.aug_rng)  # APA: some reals become detached fakes
             # the auto-encoder D reconstructs augmented images, reals and fakes alike
             per_real: list | None = [] if self.aug.watching else None
             l_real, l_fake = self.L(self.augment(real, batch), per_real), self.L(self.augment(fake, batch))

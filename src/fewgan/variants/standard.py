@@ -10,7 +10,6 @@ import torch
 from .. import losses
 from ..latents import build_latent, latent_out_features
 from ..nets import build_networks
-from ..augment import apa_swap
 from ..regularizers import build_g_regularizers, lecam_loss, r1_penalty, sobel_edges
 from .base import VARIANTS, Batch, GeneratorPipeline, Variant
 
@@ -61,12 +60,8 @@ class StandardGAN(Variant):
         with self.autocast():
             with torch.no_grad():
                 fake = self.G(batch.noise, batch.fake_y)
-            real, real_y = batch.x, batch.y
-            if self.aug.apa is not None:  # APA: some reals replaced by detached fakes, still labelled real
-                swap = apa_swap(len(real), self.aug.apa.p, batch.aug_rng).to(real.device)  # drawn on the CPU
-                real = torch.where(swap.view(-1, 1, 1, 1), fake.to(real.dtype), real)
-                if real_y is not None and batch.fake_y is not None:
-                    real_y = torch.where(swap.to(real_y.device), batch.fake_y, real_y)
+            # APA: some reals replaced by detached fakes, still labelled real
+            real, real_y = self.aug.pseudo_reals(batch.x, fake, batch.aug_rng, batch.y, batch.fake_y)
             # every D input is augmented, reals and fakes alike, each with its own draws
             real_heads = self.d_heads(self.augment(real, batch), real_y)
             fake_heads = self.d_heads(self.augment(fake, batch), batch.fake_y)
