@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check of issue 26, in one go: at most ~8 minutes on one NVIDIA GPU, printing as it goes
+# The GPU check (README "Devices and precision"), in one go: at most ~8 minutes on one NVIDIA GPU, printing as it goes
 # and writing everything to results/gpu/ (commit that folder afterwards).
 #
 #   scripts/gpu_check.sh [--wheels DIR] [--out DIR] [--python PY] [--quick]
@@ -128,7 +128,7 @@ if [ -d "$RUN/checkpoints" ]; then
       --out "$OUT/cpu_vs_gpu_samples.json"
   fi
 fi
-# 6. a small grid on Ray, four runs sharing one GPU (issue 28)
+# 6. a small grid on Ray, four runs sharing one GPU (README "On Ray")
 if ! "$PY" -c "import ray" 2>/dev/null && [ -n "$WHEELS" ] && ls "$WHEELS" 2>/dev/null | grep -qi "^ray-"; then
   run 180 "$PY" -m pip install --no-index --find-links "$WHEELS" ray
 fi

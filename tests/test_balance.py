@@ -508,7 +508,7 @@ def test_conditional_training_steps_change_parameters(tiny_npz, tmp_path):
 def test_presets_load():
     c = config_mod.load_preset("cdcgan")
     assert c.model.conditional and c.model.cond_mode == "projection" and c.model.arch == "dcgan"
-    assert c.model.spectral_norm  # METHODS §12: the projection D is combined with SN
+    assert c.model.spectral_norm  # docs/methods.md §12: the projection D is combined with SN
     assert not config_mod.load_preset("cdcgan-nosn").model.spectral_norm
     a = config_mod.load_preset("dcgan-autobalance")
     assert a.train.schedule == "autobalance" and (a.balance.min_g, a.balance.max_g) == (1, 8)

@@ -1,4 +1,4 @@
-"""Devices and precision (issue 26; README "Devices and precision").
+"""Devices and precision (README "Devices and precision").
 
 CPU tests run everywhere; tests marked `cuda` / `mps` are skipped without that device
 (scripts/gpu_check.sh runs the `cuda` ones on a GPU machine)."""

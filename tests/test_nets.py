@@ -20,7 +20,7 @@ def test_dcgan_shapes(res, channels):
 
 @pytest.mark.parametrize("res", [32, 64, 128])
 def test_dcgan_channel_plan(res):
-    # METHODS §1: 64 px G starts at 8g, 32 px at 4g; D ends at 8d / 4d on a 4x4 map
+    # docs/methods.md §1: 64 px G starts at 8g, 32 px at 4g; D ends at 8d / 4d on a 4x4 map
     g = DCGANGenerator(nz=100, resolution=res, width=64)
     first = g.net[0]
     assert first.out_channels == 64 * res // 8

@@ -1,4 +1,4 @@
-"""Projected GAN (METHODS §20): frozen Lite0 trunk + frozen CCM/CSM + trainable SN heads; FastGAN-lite G."""
+"""Projected GAN (docs/methods.md §20): frozen Lite0 trunk + frozen CCM/CSM + trainable SN heads; FastGAN-lite G."""
 
 import numpy as np
 import pytest
